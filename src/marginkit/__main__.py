@@ -1,0 +1,5 @@
+"""`python -m marginkit` runs the command."""
+
+from marginkit.cli import main
+
+main()

@@ -1,0 +1,166 @@
+"""The `marginkit` command (spec/cli.md): exit 0 ok, 2 bad input (one line naming file and field), 1 internal."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from marginkit.accounts import account_state
+from marginkit.book import Book, resolve
+from marginkit.errors import InputError, ModelRefusal
+from marginkit.io import load_book
+from marginkit.io.profile_file import Profile, load_profile_file
+from marginkit.models import DEFAULT_PROFILES, MODELS
+from marginkit.profiles import shipped_profile, shipped_profiles
+from marginkit.report import margin_document, print_comparison, print_margin
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="marginkit: derivatives margin under every model that matters.")
+console = Console()
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine output (spec/cli.md).")]
+
+
+def _fail(error: InputError) -> NoReturn:
+    print(str(error).replace("\n", " "), file=sys.stderr)
+    raise typer.Exit(2)
+
+
+def choose_profile(model: str | None, profile: str | None, params: Path | None) -> Profile:
+    """The profile named by --profile, --params or --model's default; a --model that disagrees is bad input."""
+    if profile is not None and params is not None:
+        raise InputError("give --profile or --params, not both", field="--params")
+    if model is not None and model not in MODELS:
+        raise InputError(f"unknown model {model!r} (models: {', '.join(sorted(MODELS))})", field="--model")
+    if params is not None:
+        chosen = load_profile_file(params)
+    elif profile is not None:
+        chosen = shipped_profile(profile)
+    else:
+        chosen = shipped_profile(DEFAULT_PROFILES[model or "tiered"])
+    if chosen.model not in MODELS:
+        raise InputError(f"unknown model {chosen.model!r}", field="model", file=chosen.path)
+    if model is not None and chosen.model != model:
+        raise InputError(f"profile {chosen.name!r} is for model {chosen.model!r}, not {model!r}", field="--model")
+    return chosen
+
+
+def margin_result(book: Book, profile: Profile) -> dict[str, Any]:
+    """Margin every account of a resolved book under one profile: the spec/cli.md document."""
+    requirements = MODELS[profile.model](book, profile)
+    return margin_document(book, requirements, account_state(book, requirements))
+
+
+def _load(book_path: Path) -> Book:
+    try:
+        return resolve(load_book(book_path))
+    except InputError as error:
+        raise error.in_file(str(book_path)) from None
+
+
+@app.command()
+def margin(
+    book: Annotated[Path, typer.Argument(help="Book file (.json, .yaml, .yml).")],
+    model: Annotated[str | None, typer.Option("--model", help="Model name (its default profile).")] = None,
+    profile: Annotated[str | None, typer.Option("--profile", help="A shipped profile.")] = None,
+    params: Annotated[Path | None, typer.Option("--params", help="A profile file of your own.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Margin every account of BOOK with one model."""
+    try:
+        chosen = choose_profile(model, profile, params)
+        resolved = _load(book)
+        try:
+            document = margin_result(resolved, chosen)
+        except InputError as error:
+            raise error.in_file(str(book) if error.field and error.field.startswith("accounts") else
+                                (chosen.path or chosen.name)) from None
+    except InputError as error:
+        _fail(error)
+    if as_json:
+        print(json.dumps(document, indent=2))
+    else:
+        print_margin(console, document)
+
+
+@app.command()
+def models(as_json: JsonFlag = False) -> None:
+    """The models and their shipped profiles (name, version, source)."""
+    rows = [
+        {"model": p.model, "profile": p.name, "version": p.version, "source": " ".join(p.source.split()),
+         "default": DEFAULT_PROFILES.get(p.model) == p.name}
+        for p in sorted(shipped_profiles().values(), key=lambda p: (p.model, p.name))
+    ]
+    if as_json:
+        print(json.dumps({"models": sorted(MODELS), "profiles": rows}, indent=2))
+        return
+    table = Table(title="models and profiles", title_justify="left")
+    for column in ("model", "profile", "version", "source"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        name = str(row["profile"]) + (" (default)" if row["default"] else "")
+        table.add_row(str(row["model"]), name, str(row["version"]), str(row["source"]))
+    console.print(table)
+
+
+@app.command()
+def compare(
+    book: Annotated[Path, typer.Argument(help="Book file (.json, .yaml, .yml).")],
+    models_option: Annotated[str | None, typer.Option(
+        "--models", help="Comma-separated models or profiles (default: every shipped profile that covers BOOK).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The same book under several models and profiles side by side (capital efficiency)."""
+    try:
+        resolved = _load(book)
+        profiles: list[Profile] = []
+        names = [n.strip() for n in models_option.split(",")] if models_option else None
+        catalogue = shipped_profiles()
+        for name in names or sorted(catalogue):
+            if name in catalogue:
+                profiles.append(catalogue[name])
+            elif name in MODELS:
+                profiles.extend(p for p in catalogue.values() if p.model == name)
+            else:
+                raise InputError(f"{name!r} is neither a model nor a shipped profile", field="--models")
+        results: list[dict[str, Any]] = []
+        skipped: list[dict[str, str]] = []
+        for chosen in profiles:
+            try:
+                results.append(margin_result(resolved, chosen))
+            except ModelRefusal as refusal:
+                if names and chosen.name in names:
+                    raise refusal.in_file(str(book)) from None
+                skipped.append({"profile": chosen.name, "reason": str(refusal)})
+    except InputError as error:
+        _fail(error)
+    if as_json:
+        print(json.dumps({"as_of": results[0]["as_of"] if results else None, "results": results,
+                          "not_covered": skipped}, indent=2))
+    else:
+        print_comparison(console, results, skipped)
+
+
+def main() -> None:
+    """Entry point: run the command; an unexpected error is one line and exit 1 (MARGINKIT_DEBUG=1 re-raises)."""
+    try:
+        app()
+    except SystemExit:
+        raise
+    except Exception as error:
+        if os.environ.get("MARGINKIT_DEBUG"):
+            raise
+        print(f"marginkit: internal error: {type(error).__name__}: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Profile files (spec/profiles.md): the envelope every model's parameter file follows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from marginkit.errors import InputError
+from marginkit.io.structured import load_structured
+from marginkit.io.validation_errors import from_validation_error
+
+Text = Annotated[str, Field(strict=True, min_length=1)]
+
+
+class ProfileRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: Text
+    name: Text
+    version: Text
+    source: Text
+    notes: list[Text] = []
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One model's parameters as a venue or clearing house publishes them; `parameters` is validated by the model."""
+
+    model: str
+    name: str
+    version: str
+    source: str
+    parameters: dict[str, Any]
+    notes: tuple[str, ...] = ()
+    path: str | None = None
+
+
+def parse_profile(data: Any, path: str | None = None) -> Profile:
+    """Validate the envelope of a parsed profile file."""
+    if not isinstance(data, dict):
+        raise InputError("a profile is a mapping with model, name, version, source and parameters", file=path)
+    try:
+        record = ProfileRecord.model_validate(data)
+    except ValidationError as error:
+        raise from_validation_error(error).in_file(path or "profile") from None
+    return Profile(
+        model=record.model,
+        name=record.name,
+        version=record.version,
+        source=record.source,
+        parameters=dict(record.parameters),
+        notes=tuple(record.notes),
+        path=path,
+    )
+
+
+def load_profile_file(path: str | Path) -> Profile:
+    """Read a profile file (.yaml, .yml, .json); errors name the file and the key path."""
+    return parse_profile(load_structured(path), str(path))

@@ -1,0 +1,125 @@
+"""Margin results as the stable JSON of spec/cli.md and as Rich tables."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from marginkit.accounts import AccountState
+from marginkit.book import Book
+from marginkit.models.requirements import Requirements
+
+
+def _number(value: float) -> float:
+    return float(value) + 0.0  # normalises -0.0
+
+
+def _time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def margin_document(book: Book, requirements: Requirements, state: AccountState) -> dict[str, Any]:
+    """The `marginkit margin --json` document (spec/cli.md)."""
+    figures = requirements.positions
+    accounts: list[dict[str, Any]] = []
+    starts = book.position_account.searchsorted(range(book.account_count + 1))
+    side_names = ("both", "long", "short")
+    for a, account_id in enumerate(book.account_ids):
+        positions: list[dict[str, Any]] = []
+        for p in range(int(starts[a]), int(starts[a + 1])):
+            entry: dict[str, Any] = {
+                "instrument": book.instruments[int(book.position_instrument[p])].id,
+                "position_side": side_names[int(book.position_side[p])],
+                "quantity": _number(book.quantity[p]),
+                "initial_margin": None,
+                "maintenance_margin": None,
+                "liquidation_price": None,
+                "bankruptcy_price": None,
+            }
+            if figures is not None:
+                entry["initial_margin"] = _number(figures.initial_margin[p])
+                entry["maintenance_margin"] = _number(figures.maintenance_margin[p])
+                if figures.liquidation_price_defined[p]:
+                    entry["liquidation_price"] = _number(figures.liquidation_price[p])
+                if figures.bankruptcy_price_defined[p]:
+                    entry["bankruptcy_price"] = _number(figures.bankruptcy_price[p])
+                for name, values in figures.details.items():
+                    value = values[p].item()
+                    entry[name] = value if isinstance(value, int) else _number(value)
+            positions.append(entry)
+        ratio = _number(state.margin_ratio[a]) if state.margin_ratio_defined[a] else None
+        accounts.append({
+            "id": account_id,
+            "currency": book.assets[int(requirements.margin_asset[a])],
+            "equity": _number(state.equity[a]),
+            "initial_margin": _number(requirements.initial_margin[a]),
+            "maintenance_margin": _number(requirements.maintenance_margin[a]),
+            "margin_ratio": ratio,
+            "status": state.status_name(a),
+            "components": {k: _number(v[a]) for k, v in requirements.components.items()},
+            "worst_scenario": None,
+            "positions": positions,
+        })
+    return {
+        "model": requirements.model,
+        "profile": requirements.profile,
+        "profile_version": requirements.profile_version,
+        "as_of": _time(book.as_of),
+        "accounts": accounts,
+    }
+
+
+def _fmt(value: float | None, digits: int = 8) -> str:
+    if value is None:
+        return "—"
+    if not math.isfinite(value):
+        return "—"
+    return f"{value:,.{digits}g}" if abs(value) >= 1e7 else f"{value:,.{min(digits, 8)}f}".rstrip("0").rstrip(".")
+
+
+def print_margin(console: Console, document: dict[str, Any]) -> None:
+    """Accounts and their positions as tables."""
+    title = f"{document['model']} · {document['profile']} ({document['profile_version']}) · {document['as_of']}"
+    accounts = Table(title=title, title_justify="left")
+    for column in ("account", "currency", "equity", "initial margin", "maintenance margin", "ratio", "status"):
+        accounts.add_column(column, justify="left" if column in ("account", "currency", "status") else "right")
+    for account in document["accounts"]:
+        accounts.add_row(account["id"], account["currency"], _fmt(account["equity"]),
+                         _fmt(account["initial_margin"]), _fmt(account["maintenance_margin"]),
+                         _fmt(account["margin_ratio"], 4), account["status"])
+    console.print(accounts)
+    rows = [(a["id"], p) for a in document["accounts"] for p in a["positions"]]
+    if not rows:
+        return
+    positions = Table(title="positions", title_justify="left")
+    for column in ("account", "instrument", "side", "quantity", "initial margin", "maintenance margin",
+                   "liquidation price", "bankruptcy price"):
+        positions.add_column(column, justify="left" if column in ("account", "instrument", "side") else "right")
+    for account_id, p in rows:
+        positions.add_row(account_id, p["instrument"], p["position_side"], _fmt(p["quantity"]),
+                          _fmt(p["initial_margin"]), _fmt(p["maintenance_margin"]),
+                          _fmt(p["liquidation_price"]), _fmt(p["bankruptcy_price"]))
+    console.print(positions)
+
+
+def print_comparison(console: Console, results: list[dict[str, Any]], skipped: list[dict[str, str]]) -> None:
+    """One row per account, one column pair (IM / MM) per profile."""
+    if results:
+        table = Table(title="initial / maintenance margin by profile", title_justify="left")
+        table.add_column("account")
+        for result in results:
+            table.add_column(f"{result['profile']}\n({result['model']})", justify="right")
+        for a, account in enumerate(results[0]["accounts"]):
+            cells = []
+            for result in results:
+                row = result["accounts"][a]
+                cells.append(f"{_fmt(row['initial_margin'])} / {_fmt(row['maintenance_margin'])} "
+                             f"{row['currency']}\n{row['status']}")
+            table.add_row(account["id"], *cells)
+        console.print(table)
+    for item in skipped:
+        console.print(f"[dim]not covered by {item['profile']}: {item['reason']}[/dim]")
