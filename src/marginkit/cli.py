@@ -23,7 +23,7 @@ from marginkit.report import margin_document, print_comparison, print_margin
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="marginkit: derivatives margin under every model that matters.")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 140)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine output (spec/cli.md).")]
 

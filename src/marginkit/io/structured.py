@@ -1,8 +1,9 @@
-"""Read a JSON or YAML file strictly: no NaN literals, no duplicate keys, YAML 1.2 floats like 1.2e9."""
+"""Read a JSON or YAML file strictly: no NaN or infinite numbers, no duplicate keys, YAML 1.2 floats like 1.2e9."""
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import yaml
 
 from marginkit.errors import InputError
+from marginkit.io.validation_errors import field_path
 
 JSON_SUFFIXES = {".json"}
 YAML_SUFFIXES = {".yaml", ".yml"}
@@ -47,10 +49,6 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
 _StrictYamlLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def _reject_constant(name: str) -> float:
-    raise InputError(f"not valid JSON: {name} is not a number JSON allows")
-
-
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
@@ -60,15 +58,32 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def parse_structured(text: str, suffix: str) -> Any:
-    """Parse `text` as JSON or YAML by the file suffix; raise InputError (no file name) when it fails."""
+def _check_finite(data: Any) -> None:
+    """Refuse the first NaN or infinite number (JSON NaN/Infinity/1e999, YAML .nan/.inf) by its field path."""
+    stack: list[tuple[tuple[int | str, ...], Any]] = [((), data)]
+    while stack:
+        location, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError("must be finite", field=field_path(location) or None)
+        if isinstance(value, dict):
+            items = [(key if isinstance(key, int | str) else str(key), item) for key, item in value.items()]
+        elif isinstance(value, list):
+            items = list(enumerate(value))
+        else:
+            continue
+        stack.extend(((*location, key), item) for key, item in reversed(items))
+
+
+def _parse(text: str, suffix: str) -> Any:
     if suffix in JSON_SUFFIXES:
         if not text.strip():
             raise InputError("empty file")
         try:
-            return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
+            return json.loads(text, object_pairs_hook=_no_duplicates)
         except json.JSONDecodeError as error:
             raise InputError(f"not valid JSON (line {error.lineno})") from None
+        except RecursionError:
+            raise InputError("not valid JSON: nested too deeply") from None
     if suffix in YAML_SUFFIXES:
         if not text.strip():
             raise InputError("empty file")
@@ -79,7 +94,19 @@ def parse_structured(text: str, suffix: str) -> Any:
             raise InputError(f"not valid YAML (line {line})") from None
         except yaml.YAMLError:
             raise InputError("not valid YAML") from None
+        except RecursionError:
+            raise InputError("not valid YAML: nested too deeply") from None
     raise InputError(f"unknown file type {suffix!r}: use .json, .yaml or .yml")
+
+
+def parse_structured(text: str, suffix: str) -> Any:
+    """Parse `text` as JSON or YAML by the file suffix; raise InputError (no file name) when it fails.
+
+    Every number must be finite (spec/book-format.md): a NaN or infinity is refused by its field path.
+    """
+    data = _parse(text, suffix)
+    _check_finite(data)
+    return data
 
 
 def load_structured(path: str | Path) -> Any:

@@ -110,12 +110,12 @@ def _table_of_positions(book: Book, tables: CompiledTables) -> I64:
         [index.get(i.id, index.get(i.underlying, -1)) for i in book.instruments], dtype=np.int64
     )
     table: I64 = per_instrument[book.position_instrument] if book.position_count else np.zeros(0, np.int64)
-    _refuse(book, table < 0, "the profile has no brackets for this underlying")
+    _refuse(book, table < 0, "the profile has no table for this underlying")
     linear_units = np.array([u == "quote" for u in tables.notional_unit], dtype=bool)
     if table.size:
         inverse = book.inverse[book.position_instrument]
-        _refuse(book, inverse == linear_units[table],
-                "the brackets' notional unit does not fit this contract (quote caps for linear, coin for inverse)")
+        _refuse(book, inverse & linear_units[table], "brackets in quote currency cannot margin an inverse contract")
+        _refuse(book, ~inverse & ~linear_units[table], "brackets in coin cannot margin a linear contract")
     return table
 
 
@@ -210,6 +210,9 @@ def margin(book: Book, profile: Profile) -> Requirements:
     _refuse(book, book.account_mode[book.position_account] == PORTFOLIO,
             "covers isolated and cross accounts, not portfolio mode")
     table = _table_of_positions(book, tables)
+    one_way_only = np.array([s["position_modes"] == ["one-way"] for s in tables.settings], dtype=bool)
+    _refuse(book, one_way_only[table] & book.hedge_mode[book.position_account],
+            "the venue nets positions per instrument: hedge mode is not offered")
     margin_asset = _margin_assets(book)
 
     account = book.position_account

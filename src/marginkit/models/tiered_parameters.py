@@ -63,6 +63,7 @@ class Settings(_Strict):
     closing_fee: Literal["none", "at_bankruptcy_price"] | None = None
     extra_margin_net_of_fee: bool | None = Field(default=None, strict=True)
     rounding: Rounding | None = None
+    position_modes: list[Literal["one-way", "hedge"]] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _version_agrees(self) -> Settings:
@@ -209,11 +210,13 @@ def effective_settings(defaults: Settings, table: UnderlyingTable) -> dict[str, 
         "closing_fee": "none",
         "extra_margin_net_of_fee": False,
         "rounding": Rounding(),
+        "position_modes": ["one-way", "hedge"],
     }
     for source in (defaults, table):
         if source.formula_version is not None:
             merged.update(FORMULA_VERSIONS[source.formula_version])
-        for key in ("mm_basis", "taker_fee_rate", "closing_fee", "extra_margin_net_of_fee", "rounding"):
+        for key in ("mm_basis", "taker_fee_rate", "closing_fee", "extra_margin_net_of_fee", "rounding",
+                    "position_modes"):
             value = getattr(source, key)
             if value is not None:
                 merged[key] = value
