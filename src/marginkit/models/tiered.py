@@ -269,7 +269,7 @@ def margin(book: Book, profile: Profile) -> Requirements:
     zeros = np.zeros(book.position_count)
     fixed = np.full(book.position_count, FIXED_LINE, dtype=np.int64)
     y_bankrupt = adverse_root(equity_rest - group_k_entry, slope, partner, fixed, fx, size, tables.rates,
-                              tables.amounts, tables.counts, table, fee_alpha, zeros, bracket)
+                              tables.amounts, tables.counts, table, fee_alpha, zeros, bracket, y_mark)
     bankruptcy = _to_price(y_bankrupt, inverse)
     bankruptcy, bankruptcy_defined = _round_prices(book, tables, table, bankruptcy, mark, "bankruptcy_price")
     fee_at_bankruptcy = np.where(closing_fee & bankruptcy_defined,
@@ -284,7 +284,7 @@ def margin(book: Book, profile: Profile) -> Requirements:
     fixed_beta = np.where(line_kind == FIXED_LINE, maintenance, fee_at_bankruptcy)
     y_liquidation = adverse_root(equity_rest - maintenance_rest - group_k_entry, slope, partner, line_kind, fx,
                                  size, tables.rates, tables.amounts, tables.counts, table, zeros, fixed_beta,
-                                 bracket)
+                                 bracket, y_mark)
     liquidation = _to_price(y_liquidation, inverse)
     liquidation, liquidation_defined = _round_prices(book, tables, table, liquidation, mark, "liquidation_price")
 

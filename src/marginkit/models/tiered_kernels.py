@@ -48,13 +48,14 @@ def _line(p: int, b: int, kind: I64, fx: F64, size: F64, rates: F64, amounts: F6
 @njit(cache=True)
 def adverse_root(
     constant: F64, slope: F64, partner: I64, kind: I64, fx: F64, size: F64, rates: F64, amounts: F64,
-    counts: I64, table: I64, alpha: F64, beta: F64, bracket_now: I64,
+    counts: I64, table: I64, alpha: F64, beta: F64, bracket_now: I64, y_now: F64,
 ) -> F64:  # pragma: no cover - compiled
     """The y where equity meets the maintenance lines on the side the account loses from now; NaN if none.
 
     For position p (and its hedge partner, if any): constant = C, slope = its K (the partner adds
     its own K). kind selects the bracket lines of its table or one fixed line (alpha·y + beta);
-    beta is added to every bracket line too (a fixed fee). A root that is not a positive finite y is NaN.
+    beta is added to every bracket line too (a fixed fee). A root that is not a positive finite y, or
+    is below 1e-9 of y now (a price a billion times away: rounding noise of a root at 0 or infinity), is NaN.
     """
     n = constant.shape[0]
     out = np.empty(n, dtype=np.float64)
@@ -87,5 +88,5 @@ def adverse_root(
             a_q, _ = _line(q, bracket_now[q], kind, fx, size, rates, amounts, table, alpha, beta)
             d_now -= a_q
         root = lower if d_now > 0.0 else upper
-        out[p] = root if (np.isfinite(root) and root > 0.0) else np.nan
+        out[p] = root if (np.isfinite(root) and root > 1e-9 * y_now[p]) else np.nan
     return out
