@@ -88,7 +88,7 @@ def _parse(text: str, suffix: str) -> Any:
         if not text.strip():
             raise InputError("empty file")
         try:
-            return yaml.load(text, Loader=_StrictYamlLoader)
+            document = yaml.load(text, Loader=_StrictYamlLoader)
         except yaml.MarkedYAMLError as error:
             line = error.problem_mark.line + 1 if error.problem_mark is not None else "?"
             raise InputError(f"not valid YAML (line {line})") from None
@@ -96,6 +96,9 @@ def _parse(text: str, suffix: str) -> Any:
             raise InputError("not valid YAML") from None
         except RecursionError:
             raise InputError("not valid YAML: nested too deeply") from None
+        if document is None:
+            raise InputError("empty file (no YAML document)")
+        return document
     raise InputError(f"unknown file type {suffix!r}: use .json, .yaml or .yml")
 
 

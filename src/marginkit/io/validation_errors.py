@@ -23,6 +23,7 @@ _MESSAGES = {
     "model_type": "must be a mapping",
     "model_attributes_type": "must be a mapping",
     "too_short": "must not be empty",
+    "string_too_short": "must not be empty",
 }
 
 
@@ -66,8 +67,12 @@ def _message(error: dict[str, object]) -> str:
 
 
 def from_validation_error(error: ValidationError, prefix: str = "") -> InputError:
-    """The first validation error as an InputError with the field path (prefixed, e.g. 'parameters')."""
-    first = error.errors(include_url=False)[0]
+    """The first validation error as an InputError with the field path (prefixed, e.g. 'parameters').
+
+    An unknown field comes first: a misspelt key (`acounts`) is the cause of the `accounts` that is missing.
+    """
+    errors = error.errors(include_url=False)
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     location = tuple(first["loc"])
     # A union of literal strings reports its members as separate locations: keep the field path.
     path = field_path(location)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import itertools
 from fractions import Fraction
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from marginkit.errors import InputError
 from marginkit.io.profile_file import Profile
@@ -46,8 +46,18 @@ class Rounding(_Strict):
 
     decimals: Decimals | None = None
     amounts: Literal["up", "down", "nearest"] = "up"
-    liquidation_price: PriceRounding | PriceMode = "none"
-    bankruptcy_price: PriceRounding | PriceMode = "none"
+    liquidation_price: PriceRounding = PriceRounding()
+    bankruptcy_price: PriceRounding = PriceRounding()
+
+    @field_validator("liquidation_price", "bankruptcy_price", mode="before")
+    @classmethod
+    def _mode_or_mapping(cls, value: Any) -> Any:
+        """A bare mode (`toward_mark`) is short for {mode: toward_mark}; errors keep the key path (no union tags)."""
+        if isinstance(value, dict | PriceRounding):
+            return value
+        if isinstance(value, str) and value in get_args(PriceMode):
+            return {"mode": value}
+        raise ValueError(f"must be one of {', '.join(get_args(PriceMode))}, or a mapping with mode and decimals")
 
     def price_rule(self, which: str) -> PriceRounding:
         rule = getattr(self, which)
