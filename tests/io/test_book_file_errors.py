@@ -344,7 +344,7 @@ RAW_CASES: list[tuple[str, str, str, str | None, str]] = [
     ("json-list", "book.json", "[1, 2, 3]", None, "a book is a mapping"),
     ("json-string", "book.json", '"book"', None, "a book is a mapping"),
     ("yaml-scalar", "book.yaml", "just some words\n", None, "a book is a mapping"),
-    ("yaml-comment-only", "book.yaml", "# nothing here\n", None, "a book is a mapping"),
+    ("yaml-comment-only", "book.yaml", "# nothing here\n", None, "empty file"),
     ("json-duplicate-key", "book.json",
      edited(".json", '"as_of": "2026-11-24T08:00:00Z",', '"as_of": "2026-11-24T08:00:00Z", "as_of": "2026-11-25",'),
      None, "duplicate key 'as_of'"),
