@@ -58,5 +58,8 @@ def test_compare_sets_covering_profiles_side_by_side() -> None:
 
     assert result.exit_code == 0
     document = json.loads(result.stdout)
-    assert [r["profile"] for r in document["results"]] == ["binance-usdm", "dydx-v4"]
-    assert {s["profile"] for s in document["not_covered"]} == {"binance-coinm", "bybit-inverse", "bybit-linear"}
+    # linear BTC and ETH perpetuals: Binance USDⓈ-M, Deribit's linear rates and dYdX cover them; the coin-margined
+    # profiles, Bybit's BTC-only table, the BTC-only legacy Deribit page and Derive's option-only table do not.
+    assert [r["profile"] for r in document["results"]] == ["binance-usdm", "deribit-standard-2022-01-11", "dydx-v4"]
+    assert {s["profile"] for s in document["not_covered"]} == {
+        "binance-coinm", "bybit-inverse", "bybit-linear", "deribit-standard-legacy", "derive-standard"}

@@ -129,9 +129,10 @@ def position_values(
     price = mark[instrument]
     inv = inverse[instrument]
     delta_one = (k == FUTURE) | (k == PERPETUAL)
-    safe_entry = np.where(entry_price > 0, entry_price, price)
+    safe_price = np.where(price > 0, price, 1.0)  # only an option's premium may be 0
+    safe_entry = np.where(entry_price > 0, entry_price, safe_price)
     linear_pnl = quantity * size * (price - safe_entry) * quote_to_settlement[instrument]
-    inverse_pnl = quantity * size * (1.0 / safe_entry - 1.0 / price)
+    inverse_pnl = quantity * size * (1.0 / safe_entry - 1.0 / safe_price)
     held_value = quantity * size * price * np.where(k == OPTION, 1.0, quote_to_settlement[instrument])
     result: F64 = np.where(delta_one, np.where(inv, inverse_pnl, linear_pnl), held_value)
     return result

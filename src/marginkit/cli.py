@@ -102,11 +102,13 @@ def models(as_json: JsonFlag = False) -> None:
         print(json.dumps({"models": sorted(MODELS), "profiles": rows}, indent=2))
         return
     table = Table(title="models and profiles", title_justify="left")
+    width = 56
+    cells = [(str(r["model"]), str(r["profile"]) + (" (default)" if r["default"] else ""), str(r["version"]),
+              source if len(source := str(r["source"])) <= width else source[:width - 1] + "…") for r in rows]
     for column in ("model", "profile", "version", "source"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        name = str(row["profile"]) + (" (default)" if row["default"] else "")
-        table.add_row(str(row["model"]), name, str(row["version"]), str(row["source"]))
+        table.add_column(column, no_wrap=True)
+    for row in cells:
+        table.add_row(*row)
     console.print(table)
 
 

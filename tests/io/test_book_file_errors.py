@@ -172,6 +172,8 @@ BOOK_CASES: list[tuple[str, Mutation, str, str]] = [
     ("zero-tick-size", _set(("instruments", 0, "tick_size"), 0),
      "instruments[0].tick_size", "must be positive"),
     ("negative-mark", _set(("market", "marks", "BTC-USDT-PERP"), -95012.5),
+     "market.marks.BTC-USDT-PERP", "must not be negative"),
+    ("zero-perpetual-mark", _set(("market", "marks", "BTC-USDT-PERP"), 0.0),
      "market.marks.BTC-USDT-PERP", "must be positive"),
     ("zero-index-price", _set(("market", "index", "USDT"), 0),
      "market.index.USDT", "must be positive"),

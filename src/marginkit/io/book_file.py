@@ -79,7 +79,7 @@ class SviRecord(_Strict):
 
 class MarketRecord(_Strict):
     index: dict[Name, Positive]
-    marks: dict[Name, Positive] = {}
+    marks: dict[Name, NonNegative] = {}
     forwards: dict[Name, Positive] = {}
     vols: dict[Name, Positive] = {}
     surfaces: dict[Name, dict[Name, SviRecord]] = {}
@@ -162,6 +162,9 @@ def _market(book: BookRecord, instruments: dict[str, InstrumentRecord]) -> Marke
         for key in getattr(market, section):
             if key not in instruments:
                 raise InputError(f"unknown instrument {key!r}", field=f"market.{section}.{key}")
+    for key, value in market.marks.items():
+        if value <= 0 and instruments[key].type != "option":
+            raise InputError("must be positive (only an option's premium may be 0)", field=f"market.marks.{key}")
     for key in market.vols:
         if instruments[key].type != "option":
             raise InputError("a vol is given for an instrument that is not an option", field=f"market.vols.{key}")

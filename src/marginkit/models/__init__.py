@@ -6,17 +6,19 @@ from collections.abc import Callable
 
 from marginkit.book import Book
 from marginkit.io.profile_file import Profile
-from marginkit.models import tiered
+from marginkit.models import deribit_standard, tiered
 from marginkit.models.requirements import PositionFigures, Requirements
 
 ModelFunction = Callable[[Book, Profile], Requirements]
 
 MODELS: dict[str, ModelFunction] = {
     tiered.MODEL: tiered.margin,
+    deribit_standard.MODEL: deribit_standard.margin,
 }
 
 DEFAULT_PROFILES: dict[str, str] = {
     tiered.MODEL: "binance-usdm",
+    deribit_standard.MODEL: "deribit-standard-2022-01-11",
 }
 
 __all__ = ["DEFAULT_PROFILES", "MODELS", "PositionFigures", "Requirements"]
