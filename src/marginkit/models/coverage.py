@@ -31,6 +31,8 @@ def settlement_margin_assets(book: Book, model: str) -> NDArray[np.int32]:
     an account mixing both is refused (a venue keeps them in separate wallets).
     """
     usd = book.asset_index["USD"]
+    if not book.inverse.any():
+        return np.full(book.account_count, usd, dtype=np.int32)
     instrument_asset = np.where(book.inverse, book.settlement, usd).astype(np.int32)
     position_asset = instrument_asset[book.position_instrument]
     low = np.full(book.account_count, np.iinfo(np.int32).max, dtype=np.int32)

@@ -18,12 +18,21 @@ from numpy.typing import NDArray
 
 from marginkit.book import CROSS, FUTURE, PERPETUAL, PORTFOLIO, Book, sum_by_account
 from marginkit.collateral import collateral_value, position_value_in
-from marginkit.errors import ModelRefusal
 from marginkit.io.profile_file import Profile
 from marginkit.models import dydx_arithmetic as dydx
+from marginkit.models.coverage import refuse_positions, settlement_margin_assets
 from marginkit.models.requirements import PositionFigures, Requirements
 from marginkit.models.rounding import round_to_step
-from marginkit.models.tiered_kernels import BRACKET_LINES, FIXED_LINE, adverse_root, bracket_index
+from marginkit.models.tiered_kernels import (
+    BRACKET_LINES,
+    FIXED_LINE,
+    account_rest,
+    adverse_root,
+    bracket_lookup,
+    choose,
+    choose_or,
+    positive_prices,
+)
 from marginkit.models.tiered_parameters import (
     LiquidityTier,
     TieredParameters,
@@ -91,17 +100,8 @@ def compile_tables(parameters: TieredParameters) -> CompiledTables:
     )
 
 
-def _position_field(book: Book, p: int) -> str:
-    account = int(book.position_account[p])
-    first = int(np.searchsorted(book.position_account, account, side="left"))
-    return f"accounts[{account}].positions[{p - first}]"
-
-
 def _refuse(book: Book, bad: NDArray[np.bool_], reason: str) -> None:
-    if bad.any():
-        p = int(np.argmax(bad))
-        instrument = book.instruments[int(book.position_instrument[p])].id
-        raise ModelRefusal(f"{MODEL}: {reason} ({instrument})", field=_position_field(book, p))
+    refuse_positions(book, MODEL, bad, reason)
 
 
 def _table_of_positions(book: Book, tables: CompiledTables) -> I64:
@@ -110,39 +110,21 @@ def _table_of_positions(book: Book, tables: CompiledTables) -> I64:
         [index.get(i.id, index.get(i.underlying, -1)) for i in book.instruments], dtype=np.int64
     )
     table: I64 = per_instrument[book.position_instrument] if book.position_count else np.zeros(0, np.int64)
-    _refuse(book, table < 0, "the profile has no table for this underlying")
+    if (per_instrument < 0).any():
+        _refuse(book, table < 0, "the profile has no table for this underlying")
     linear_units = np.array([u == "quote" for u in tables.notional_unit], dtype=bool)
-    if table.size:
+    # (Past the check above every held instrument has a table, so linear_units is not empty here.)
+    if table.size and (book.inverse == linear_units[np.maximum(per_instrument, 0)]).any():
         inverse = book.inverse[book.position_instrument]
         _refuse(book, inverse & linear_units[table], "brackets in quote currency cannot margin an inverse contract")
         _refuse(book, ~inverse & ~linear_units[table], "brackets in coin cannot margin a linear contract")
     return table
 
 
-def _margin_assets(book: Book) -> NDArray[np.int32]:
-    """The margin asset of each account: the settlement coin if all positions are inverse on it, else USD."""
-    usd = book.asset_index["USD"]
-    instrument_asset = np.where(book.inverse, book.settlement, usd).astype(np.int32)
-    position_asset = instrument_asset[book.position_instrument]
-    low = np.full(book.account_count, np.iinfo(np.int32).max, dtype=np.int32)
-    high = np.full(book.account_count, -1, dtype=np.int32)
-    np.minimum.at(low, book.position_account, position_asset)
-    np.maximum.at(high, book.position_account, position_asset)
-    mixed = (high >= 0) & (low != high)
-    if mixed.any():
-        account = int(np.argmax(mixed))
-        raise ModelRefusal(
-            f"{MODEL}: the account mixes coin-margined and USD-margined contracts; a venue keeps them in "
-            "separate wallets, so give each its own account", field=f"accounts[{account}]",
-        )
-    result: NDArray[np.int32] = np.where(high >= 0, high, usd).astype(np.int32)
-    return result
-
-
 def _hedge_partners(book: Book) -> I64:
     """For the two legs of one instrument in a cross hedge-mode account, each other's index; else −1."""
     partner = np.full(book.position_count, -1, dtype=np.int64)
-    shared = (book.account_mode[book.position_account] == CROSS) & book.hedge_mode[book.position_account]
+    shared = ((book.account_mode == CROSS) & book.hedge_mode)[book.position_account]
     candidates = np.flatnonzero(shared)
     if candidates.size:
         key = book.position_account[candidates].astype(np.int64) * len(book.instruments) + \
@@ -154,6 +136,13 @@ def _hedge_partners(book: Book) -> I64:
         partner[first] = second
         partner[second] = first
     return partner
+
+
+def _partner_term(values: F64, legs: I64, other: I64) -> F64:
+    """Each hedge leg's partner's value (values[other] at legs), 0 for positions without a partner."""
+    term = np.zeros(values.shape[0])
+    term[legs] = values[other]
+    return term
 
 
 def _dydx_requirements(book: Book, tables: CompiledTables, table: I64, size: F64, mark: F64,
@@ -204,16 +193,19 @@ def margin(book: Book, profile: Profile) -> Requirements:
     """
     parameters = parse_tiered_parameters(profile)
     tables = compile_tables(parameters)
-    instrument_kind = book.kind[book.position_instrument]
-    _refuse(book, (instrument_kind != FUTURE) & (instrument_kind != PERPETUAL),
-            "covers futures and perpetuals only")
-    _refuse(book, book.account_mode[book.position_account] == PORTFOLIO,
-            "covers isolated and cross accounts, not portfolio mode")
+    # Each refusal looks at the positions only when some instrument or account could fail it.
+    other_kind = (book.kind != FUTURE) & (book.kind != PERPETUAL)
+    if other_kind.any():
+        _refuse(book, other_kind[book.position_instrument], "covers futures and perpetuals only")
+    portfolio = book.account_mode == PORTFOLIO
+    if portfolio.any():
+        _refuse(book, portfolio[book.position_account], "covers isolated and cross accounts, not portfolio mode")
     table = _table_of_positions(book, tables)
     one_way_only = np.array([s["position_modes"] == ["one-way"] for s in tables.settings], dtype=bool)
-    _refuse(book, one_way_only[table] & book.hedge_mode[book.position_account],
-            "the venue nets positions per instrument: hedge mode is not offered")
-    margin_asset = _margin_assets(book)
+    if one_way_only.any() and book.hedge_mode.any():
+        _refuse(book, one_way_only[table] & book.hedge_mode[book.position_account],
+                "the venue nets positions per instrument: hedge mode is not offered")
+    margin_asset = settlement_margin_assets(book, MODEL)
 
     account = book.position_account
     instrument = book.position_instrument
@@ -224,11 +216,18 @@ def margin(book: Book, profile: Profile) -> Requirements:
     size = np.abs(quantity) * book.contract_size[instrument]
     mark = book.mark[instrument]
     entry = np.where(book.entry_price > 0, book.entry_price, mark)
-    y_mark = np.where(inverse, 1.0 / mark, mark)
-    y_entry = np.where(inverse, 1.0 / entry, entry)
-    unit_asset = np.where(inverse, book.underlying[instrument], book.quote[instrument])
-    fx = book.asset_price[unit_asset] / book.asset_price[margin_asset[account]]
-    slope = sign * size * np.where(inverse, -1.0, 1.0) * fx
+    margin_price = book.asset_price[margin_asset][account]
+    if inverse.any():
+        y_mark = np.where(inverse, 1.0 / mark, mark)
+        y_entry = np.where(inverse, 1.0 / entry, entry)
+        unit_asset = np.where(inverse, book.underlying[instrument], book.quote[instrument])
+        fx = book.asset_price[unit_asset] / margin_price
+        slope = sign * size * np.where(inverse, -1.0, 1.0) * fx
+    else:  # linear contracts only: the same numbers without the inverse branches (y = price, unit = quote)
+        y_mark = mark
+        y_entry = entry
+        fx = book.asset_price[book.quote][instrument] / margin_price
+        slope = sign * size * fx
 
     basis = np.array([BASIS_CODES[s["mm_basis"]] for s in tables.settings], dtype=np.int64)[table]
     taker = np.array([s["taker_fee_rate"] for s in tables.settings])[table]
@@ -237,11 +236,8 @@ def margin(book: Book, profile: Profile) -> Requirements:
 
     y_basis = np.where(basis == BASIS_CODES["entry"], y_entry, y_mark)
     notional = size * y_basis
-    bracket = bracket_index(notional, table, tables.caps, tables.counts)
-    rate = tables.rates[table, bracket]
-    amount = tables.amounts[table, bracket]
-    max_leverage = tables.leverages[table, bracket]
-    leverage = np.where(book.leverage > 0, np.minimum(book.leverage, max_leverage), max_leverage)
+    bracket, rate, amount, leverage = bracket_lookup(notional, table, tables.caps, tables.counts, tables.rates,
+                                                     tables.amounts, tables.leverages, book.leverage)
     im_unit = notional / leverage
     mm_unit = np.maximum(notional * rate - amount, 0.0)
     _dydx_requirements(book, tables, table, size, mark, im_unit, mm_unit, leverage)
@@ -250,39 +246,47 @@ def margin(book: Book, profile: Profile) -> Requirements:
 
     # Isolated wallets: the assigned collateral, else the initial margin at entry (what the venue moves).
     wallet_default = size * y_entry / leverage * fx
-    wallet = np.where(book.has_isolated_wallet,
-                      book.isolated_wallet_usd / book.asset_price[margin_asset[account]], wallet_default)
-    extra = wallet - wallet_default
-    wallet = np.where(extra_net, wallet_default + extra / (1.0 + sign * taker), wallet)
+    wallet = choose(book.has_isolated_wallet, book.isolated_wallet_usd / margin_price, wallet_default)
+    if extra_net.any():
+        extra = wallet - wallet_default
+        wallet = np.where(extra_net, wallet_default + extra / (1.0 + sign * taker), wallet)
 
     value = position_value_in(book, margin_asset)
     equity = collateral_value(book, margin_asset) + sum_by_account(account, value, book.account_count)
     partner = _hedge_partners(book)
-    has_partner = partner >= 0
-    other = np.where(has_partner, partner, 0)
-    group_value = value + np.where(has_partner, value[other], 0.0)
-    group_k_entry = slope * y_entry + np.where(has_partner, slope[other] * y_entry[other], 0.0)
+    legs = np.flatnonzero(partner >= 0)
+    other = partner[legs]
+    group_value = value + _partner_term(value, legs, other)
+    k_entry = slope * y_entry
+    group_k_entry = k_entry + _partner_term(k_entry, legs, other)
 
     # Bankruptcy price: equity(y) = the fee to close there (if the profile counts it), others' margin aside.
-    equity_rest = np.where(cross, equity[account] - group_value, wallet)
-    fee_alpha = np.where(closing_fee, fx * taker * size, 0.0)
+    equity_rest = account_rest(cross, equity, account, group_value, wallet)
     zeros = np.zeros(book.position_count)
+    any_closing_fee = bool(closing_fee.any())
+    fee_alpha = np.where(closing_fee, fx * taker * size, 0.0) if any_closing_fee else zeros
     fixed = np.full(book.position_count, FIXED_LINE, dtype=np.int64)
-    y_bankrupt = adverse_root(equity_rest - group_k_entry, slope, partner, fixed, fx, size, tables.rates,
+    constant = equity_rest - group_k_entry
+    y_bankrupt = adverse_root(constant, slope, partner, fixed, fx, size, tables.rates,
                               tables.amounts, tables.counts, table, fee_alpha, zeros, bracket, y_mark)
     bankruptcy = _to_price(y_bankrupt, inverse)
     bankruptcy, bankruptcy_defined = _round_prices(book, tables, table, bankruptcy, mark, "bankruptcy_price")
-    fee_at_bankruptcy = np.where(closing_fee & bankruptcy_defined,
-                                 fee_alpha * _to_y(bankruptcy, inverse, bankruptcy_defined), 0.0)
+    if any_closing_fee:
+        fee_at_bankruptcy = np.where(closing_fee & bankruptcy_defined,
+                                     fee_alpha * _to_y(bankruptcy, inverse, bankruptcy_defined), 0.0)
+    else:
+        fee_at_bankruptcy = zeros
     maintenance = maintenance + fee_at_bankruptcy
 
     # Liquidation price: equity(y) = the account's maintenance margin with this position's at y.
     account_maintenance = sum_by_account(account, maintenance, book.account_count)
-    group_maintenance = maintenance + np.where(has_partner, maintenance[other], 0.0)
-    maintenance_rest = np.where(cross, account_maintenance[account] - group_maintenance, 0.0)
+    group_maintenance = maintenance + _partner_term(maintenance, legs, other)
+    maintenance_rest = account_rest(cross, account_maintenance, account, group_maintenance, zeros)
     line_kind = np.where(basis == BASIS_CODES["liquidation_price"], BRACKET_LINES, FIXED_LINE).astype(np.int64)
     fixed_beta = np.where(line_kind == FIXED_LINE, maintenance, fee_at_bankruptcy)
-    y_liquidation = adverse_root(equity_rest - maintenance_rest - group_k_entry, slope, partner, line_kind, fx,
+    constant = np.subtract(equity_rest, maintenance_rest, out=constant)
+    constant -= group_k_entry
+    y_liquidation = adverse_root(constant, slope, partner, line_kind, fx,
                                  size, tables.rates, tables.amounts, tables.counts, table, zeros, fixed_beta,
                                  bracket, y_mark)
     liquidation = _to_price(y_liquidation, inverse)
@@ -304,9 +308,9 @@ def margin(book: Book, profile: Profile) -> Requirements:
         positions=PositionFigures(
             initial_margin=initial,
             maintenance_margin=maintenance,
-            liquidation_price=np.where(liquidation_defined, liquidation, 0.0),
+            liquidation_price=choose_or(liquidation_defined, liquidation, 0.0),
             liquidation_price_defined=liquidation_defined,
-            bankruptcy_price=np.where(bankruptcy_defined, bankruptcy, 0.0),
+            bankruptcy_price=choose_or(bankruptcy_defined, bankruptcy, 0.0),
             bankruptcy_price_defined=bankruptcy_defined,
             details={
                 "notional": notional,
@@ -315,12 +319,14 @@ def margin(book: Book, profile: Profile) -> Requirements:
                 "maintenance_amount": amount,
                 "leverage": leverage,
             },
-            isolated_wallet=np.where(cross, 0.0, wallet),
+            isolated_wallet=choose_or(~cross, wallet, 0.0),
         ),
     )
 
 
 def _to_price(y: F64, inverse: NDArray[np.bool_]) -> F64:
+    if not inverse.any():
+        return y
     with np.errstate(divide="ignore", invalid="ignore"):
         result: F64 = np.where(inverse, 1.0 / y, y)
     return result
@@ -335,17 +341,21 @@ def _to_y(price: F64, inverse: NDArray[np.bool_], defined: NDArray[np.bool_]) ->
 def _round_prices(book: Book, tables: CompiledTables, table: I64, price: F64, mark: F64,
                   which: str) -> tuple[F64, NDArray[np.bool_]]:
     """Round prices by each table's rule (to the instrument's tick or to decimals); NaN marks undefined."""
-    defined = np.isfinite(price) & (price > 0)
-    result = np.where(defined, price, 0.0)
-    tick = book.tick_size[book.position_instrument]
+    result, defined = positive_prices(price)
+    rounded = False
     for t, settings in enumerate(tables.settings):
         rule = settings["rounding"].price_rule(which)
         if rule.mode == "none":
             continue
+        rounded = True
         rows = np.flatnonzero((table == t) & defined)
-        step = tick[rows] if rule.decimals is None else np.full(rows.size, 10.0 ** -rule.decimals)
+        if rule.decimals is None:
+            step = book.tick_size[book.position_instrument[rows]]
+        else:
+            step = np.full(rows.size, 10.0 ** -rule.decimals)
         result[rows] = round_to_step(result[rows], step, rule.mode, mark[rows])
-    defined &= result > 0
+    if rounded:  # (unrounded, result > 0 exactly where defined)
+        defined &= result > 0
     return result, defined
 
 
