@@ -59,7 +59,8 @@ def test_compare_sets_covering_profiles_side_by_side() -> None:
     assert result.exit_code == 0
     document = json.loads(result.stdout)
     # linear BTC and ETH perpetuals: Binance USDⓈ-M, Deribit's linear rates and dYdX cover them; the coin-margined
-    # profiles, Bybit's BTC-only table, the BTC-only legacy Deribit page and Derive's option-only table do not.
+    # profiles, Bybit's BTC-only table, the BTC-only legacy Deribit page, Derive's option-only table and the
+    # stock-and-options strategy-based profile do not.
     assert [r["profile"] for r in document["results"]] == ["binance-usdm", "deribit-standard-2022-01-11", "dydx-v4"]
     assert {s["profile"] for s in document["not_covered"]} == {
-        "binance-coinm", "bybit-inverse", "bybit-linear", "deribit-standard-legacy", "derive-standard"}
+        "binance-coinm", "bybit-inverse", "bybit-linear", "cboe-finra", "deribit-standard-legacy", "derive-standard"}

@@ -63,6 +63,7 @@ def margin_document(book: Book, requirements: Requirements, state: AccountState)
             "components": {k: _number(v[a]) for k, v in requirements.components.items()},
             "worst_scenario": None,
             "positions": positions,
+            **(dict(requirements.explanations[a]) if requirements.explanations is not None else {}),
         })
     return {
         "model": requirements.model,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,6 +44,7 @@ class Requirements:
     maintenance_margin: F64
     components: Mapping[str, F64] = field(default_factory=dict)
     positions: PositionFigures | None = None
+    explanations: tuple[Mapping[str, Any], ...] | None = None  # per account, JSON-ready (e.g. the pairing chosen)
 
     def __post_init__(self) -> None:
         for name in ("initial_margin", "maintenance_margin"):
