@@ -5,6 +5,11 @@ short straddles/strangles, covered calls and covered puts, and naked legs. Each 
 a per-contract requirement; pairing x contracts of it replaces the two legs' standalone charges.
 The programme minimises Σ standalone + Σ x_p·(pair_p − standalone_a − standalone_b) subject to
 each leg's contracts (and shares) being used at most once: exact, where a greedy pass is not.
+
+The pairing graph is bipartite (long calls, short puts and long stock on one side; short calls, long
+puts and short stock on the other), so with stock counted in contract lots the programme's matrix is
+totally unimodular and HiGHS's relaxation is already integral; odd lots of stock are what make it an
+integer programme.
 """
 
 from __future__ import annotations
