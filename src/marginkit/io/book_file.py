@@ -90,7 +90,7 @@ class MarketRecord(_Strict):
 class PositionRecord(_Strict):
     instrument: Name
     quantity: Finite
-    entry_price: Positive | None = None
+    entry_price: NonNegative | None = None
     leverage: Positive | None = None
     position_side: Literal["both", "long", "short"] | None = None
 
@@ -227,6 +227,8 @@ def _account(index: int, record: AccountRecord, book: BookRecord,
         legs.add((entry.instrument, side))
         if entry.quantity != 0 and entry.entry_price is None:
             raise InputError("required when quantity is not 0", field=f"{at}.entry_price")
+        if entry.entry_price == 0 and instruments[entry.instrument].type != "option":
+            raise InputError("must be positive (only an option's premium may be 0)", field=f"{at}.entry_price")
         positions.append(
             Position(entry.instrument, entry.quantity, entry.entry_price, entry.leverage, PositionSide(side))
         )

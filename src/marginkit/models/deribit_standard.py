@@ -64,7 +64,7 @@ def margin(book: Book, profile: Profile) -> Requirements:
     to_margin = book.asset_price[book.settlement[instrument]] / book.asset_price[margin_asset[book.position_account]]
 
     # Futures and perpetuals: s in coin, margin = (base + slope·s)·s, in coin (inverse) or quote (linear).
-    coins = np.where(inverse, size / np.where(mark > 0, mark, 1.0), size)  # an option's mark may be 0
+    coins = np.where(inverse, size / np.where(is_delta_one, mark, 1.0), size)  # options: unused (their mark may be 0)
     unit_value = np.where(inverse, 1.0, mark * book.asset_price[book.quote[instrument]]
                           / book.asset_price[book.settlement[instrument]])
     future_initial = (futures["initial_base"] + futures["initial_slope"] * coins) * coins * unit_value
