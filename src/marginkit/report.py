@@ -93,6 +93,7 @@ def print_margin(console: Console, document: dict[str, Any]) -> None:
                          _fmt(account["initial_margin"]), _fmt(account["maintenance_margin"]),
                          _fmt(account["margin_ratio"], 4), account["status"])
     console.print(accounts)
+    _print_strategies(console, document)
     rows = [(a["id"], p) for a in document["accounts"] for p in a["positions"]]
     if not rows:
         return
@@ -105,6 +106,20 @@ def print_margin(console: Console, document: dict[str, Any]) -> None:
                           _fmt(p["initial_margin"]), _fmt(p["maintenance_margin"]),
                           _fmt(p["liquidation_price"]), _fmt(p["bankruptcy_price"]))
     console.print(positions)
+
+
+def _print_strategies(console: Console, document: dict[str, Any]) -> None:
+    """The strategies a model recognised (pairs of legs), where it reports them."""
+    rows = [(a["id"], s) for a in document["accounts"] for s in a.get("strategies", [])]
+    if not rows:
+        return
+    table = Table(title="strategies", title_justify="left")
+    for column in ("account", "strategy", "legs", "contracts", "initial margin per contract"):
+        table.add_column(column, justify="right" if column in ("contracts", "initial margin per contract") else "left")
+    for account_id, strategy in rows:
+        table.add_row(account_id, strategy["strategy"], " / ".join(strategy["legs"]), _fmt(strategy["contracts"]),
+                      _fmt(strategy["initial_margin_per_contract"]))
+    console.print(table)
 
 
 def print_comparison(console: Console, results: list[dict[str, Any]], skipped: list[dict[str, str]]) -> None:
