@@ -47,6 +47,8 @@ def margin(book: Book, profile: Profile) -> Requirements:
     refuse_positions(book, MODEL, ~(is_option | is_delta_one), "covers futures, perpetuals and options only")
     refuse_positions(book, MODEL, book.account_mode[book.position_account] == PORTFOLIO,
                      "covers standard (cross or isolated) accounts, not portfolio mode")
+    refuse_positions(book, MODEL, book.hedge_mode[book.position_account],
+                     "the venue nets positions per instrument: hedge mode is not offered")
     futures_table = {k: v.futures.model_dump() for k, v in parameters.underlyings.items() if v.futures}
     options_table = {k: v.options.model_dump() for k, v in parameters.underlyings.items() if v.options}
     futures = _gather(book, futures_table, FUTURE_FIELDS)
