@@ -29,7 +29,10 @@ test: lint typecheck
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/tiered_throughput.py
+	@for script in benchmarks/*.py; do \
+	  case "$$script" in */_*|*/synthetic_*) continue;; esac; \
+	  echo "== $$script"; $(BIN)/python "$$script" || exit $$?; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
