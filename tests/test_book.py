@@ -96,3 +96,17 @@ def test_option_without_mark_or_vol_is_refused_naming_the_field() -> None:
         resolve(spec)
 
     assert raised.value.field == "market.marks.BTC-26DEC26-100000-C"
+
+
+def test_an_option_with_only_a_mark_gets_its_implied_volatility() -> None:
+    # the coin mark of a 0.55-vol call (Black-76 / F) must give back 0.55
+    forward = 95400.0
+    coin_mark = float(black76_price(forward, 100000.0, 32 / 365, 0.55, True, 1.0)) / forward
+    spec = parse_book(base_book(forwards={"BTC@2026-12-26T08:00:00Z": forward},
+                                marks={"BTC-26DEC26-100000-C": coin_mark}))
+
+    book = resolve(spec)
+
+    assert book.volatility is not None and book.forward is not None
+    assert book.volatility[2] == pytest.approx(0.55, rel=1e-10)
+    assert book.forward[2] == forward

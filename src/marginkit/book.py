@@ -27,7 +27,7 @@ from marginkit.domain import (
     PositionSide,
 )
 from marginkit.errors import InputError
-from marginkit.pricing import black76_price, svi_volatility
+from marginkit.pricing import black76_price, implied_volatility_with_mask, svi_volatility
 
 F64 = NDArray[np.float64]
 I32 = NDArray[np.int32]
@@ -83,6 +83,12 @@ class Book:
     has_isolated_wallet: B
     position_value: F64
     position_matrix: sparse.csr_matrix
+    # Option terms bound at resolve (per instrument): forward of the expiry (futures: their price; perpetuals
+    # and spot: the index), annualised volatility (given, from the smile, or implied from the mark; 0 for
+    # non-options) and the premium currency's discount factor. None only in books built by hand without them.
+    forward: F64 | None = None
+    volatility: F64 | None = None
+    discount: F64 | None = None
 
     @property
     def instrument_ids(self) -> tuple[str, ...]:
@@ -159,37 +165,78 @@ def _forward(spec: BookSpec, instrument: Instrument, years: float) -> float:
     return spot * math.exp(carry * years)
 
 
+def _given_volatility(spec: BookSpec, instrument: Instrument, forward: float, years: float) -> float | None:
+    """An option's vol from `vols`, else from its SVI smile, else None."""
+    market = spec.market
+    if instrument.id in market.vols:
+        return market.vols[instrument.id]
+    if instrument.expiry is not None and instrument.expiry in market.surfaces.get(instrument.underlying, {}):
+        assert instrument.strike is not None
+        smile = market.surfaces[instrument.underlying][instrument.expiry]
+        vol = float(svi_volatility(instrument.strike, forward, max(years, 1e-12), smile.a, smile.b, smile.rho,
+                                   smile.m, smile.sigma))
+        if not vol > 0 or not math.isfinite(vol):
+            raise InputError("the SVI smile gives no positive variance at this strike",
+                             field=f"market.surfaces.{instrument.underlying}")
+        return vol
+    return None
+
+
+def _discount(spec: BookSpec, instrument: Instrument, years: float) -> float:
+    """Discount factor of the premium's currency (the coin for coin-settled options), `rates` absent = 0."""
+    premium_currency = instrument.underlying if instrument.inverse else instrument.settlement
+    return math.exp(-spec.market.rates.get(premium_currency, 0.0) * years)
+
+
 def _option_mark(spec: BookSpec, instrument: Instrument, index: int, years: float) -> float:
     """Premium per unit of underlying in the settlement currency by Black-76 on the forward."""
     market = spec.market
     forward = _forward(spec, instrument, years)
     assert instrument.strike is not None and instrument.expiry is not None
-    if instrument.id in market.vols:
-        vol = market.vols[instrument.id]
-    elif instrument.expiry in market.surfaces.get(instrument.underlying, {}):
-        smile = market.surfaces[instrument.underlying][instrument.expiry]
-        vol = float(svi_volatility(
-            np.float64(instrument.strike), np.float64(forward), np.float64(max(years, 1e-12)),
-            np.float64(smile.a), np.float64(smile.b), np.float64(smile.rho), np.float64(smile.m),
-            np.float64(smile.sigma),
-        ))
-        if not vol > 0 or not math.isfinite(vol):
-            raise InputError("the SVI smile gives no positive variance at this strike",
-                             field=f"market.surfaces.{instrument.underlying}")
-    else:
+    vol = _given_volatility(spec, instrument, forward, years)
+    if vol is None:
         raise InputError(
             "an option needs a mark, a vol in market.vols or an SVI smile in market.surfaces",
             field=f"market.marks.{instrument.id}",
         )
-    premium_currency = instrument.underlying if instrument.inverse else instrument.settlement
-    discount = math.exp(-market.rates.get(premium_currency, 0.0) * years)
-    price = float(black76_price(
-        np.float64(forward), np.float64(instrument.strike), np.float64(years), np.float64(vol),
-        np.bool_(instrument.option_type == OptionType.CALL), np.float64(discount),
-    ))
+    price = float(black76_price(forward, instrument.strike, years, vol,
+                                instrument.option_type == OptionType.CALL, _discount(spec, instrument, years)))
     if instrument.inverse:
         return price / forward
     return price * _usd(market, instrument.quote) / _usd(market, instrument.settlement)
+
+
+def _option_terms(spec: BookSpec, instruments: tuple[Instrument, ...], years: F64, mark: F64
+                  ) -> tuple[F64, F64, F64]:
+    """Forward, volatility and discount per instrument; an option with only a mark gets its implied vol.
+
+    A mark with no implied vol (at or below the discounted intrinsic value) gets vol 0: intrinsic value.
+    """
+    forward = np.array([_forward(spec, inst, float(years[i])) if inst.type in (InstrumentType.OPTION,
+                        InstrumentType.FUTURE) else _usd(spec.market, inst.underlying) / _usd(spec.market, inst.quote)
+                        for i, inst in enumerate(instruments)], dtype=np.float64)
+    discount = np.array([_discount(spec, inst, float(years[i])) for i, inst in enumerate(instruments)])
+    volatility = np.zeros(len(instruments))
+    implied: list[int] = []
+    for i, inst in enumerate(instruments):
+        if inst.type == InstrumentType.OPTION:
+            given = _given_volatility(spec, inst, float(forward[i]), float(years[i]))
+            if given is None:
+                implied.append(i)
+            else:
+                volatility[i] = given
+    if implied:
+        rows = np.array(implied)
+        linear_premium = np.array([
+            mark[i] if instruments[i].inverse else
+            mark[i] * _usd(spec.market, instruments[i].settlement) / _usd(spec.market, instruments[i].quote)
+            for i in implied])
+        solved = implied_volatility_with_mask(
+            linear_premium, forward[rows], np.array([instruments[i].strike for i in implied]),
+            np.maximum(years[rows], 1e-12), np.array([instruments[i].option_type == OptionType.CALL for i in implied]),
+            discount[rows], inverse=np.array([instruments[i].inverse for i in implied]))
+        volatility[rows] = np.where(solved.valid, solved.volatility, 0.0)
+    return forward, volatility, discount
 
 
 def _instrument_mark(spec: BookSpec, instrument: Instrument, index: int, years: float) -> float:
@@ -218,6 +265,7 @@ def resolve(spec: BookSpec) -> Book:
     mark = np.array(
         [_instrument_mark(spec, inst, i, float(years[i])) for i, inst in enumerate(instruments)], dtype=np.float64
     )
+    forward, volatility, discount = _option_terms(spec, instruments, years, mark)
     quote = np.array([asset_of[i.quote] for i in instruments], dtype=np.int32)
     settlement = np.array([asset_of[i.settlement] for i in instruments], dtype=np.int32)
     underlying = np.array([asset_of[i.underlying] for i in instruments], dtype=np.int32)
@@ -289,4 +337,7 @@ def resolve(spec: BookSpec) -> Book:
         position_matrix=sparse.csr_matrix(
             (quantity, (position_account, position_instrument)), shape=(len(accounts), len(instruments))
         ),
+        forward=forward,
+        volatility=volatility,
+        discount=discount,
     )
