@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from marginkit.book import Book
 from marginkit.io.profile_file import Profile
-from marginkit.models import deribit_standard, strategy_based, tiered
+from marginkit.models import deribit_standard, portfolio, strategy_based, tiered
 from marginkit.models.requirements import PositionFigures, Requirements
 
 ModelFunction = Callable[[Book, Profile], Requirements]
@@ -15,12 +15,14 @@ MODELS: dict[str, ModelFunction] = {
     tiered.MODEL: tiered.margin,
     deribit_standard.MODEL: deribit_standard.margin,
     strategy_based.MODEL: strategy_based.margin,
+    portfolio.MODEL: portfolio.margin,
 }
 
 DEFAULT_PROFILES: dict[str, str] = {
     tiered.MODEL: "binance-usdm",
     deribit_standard.MODEL: "deribit-standard-2022-01-11",
     strategy_based.MODEL: "cboe-finra",
+    portfolio.MODEL: "deribit-pm",
 }
 
 __all__ = ["DEFAULT_PROFILES", "MODELS", "PositionFigures", "Requirements"]

@@ -1,0 +1,31 @@
+"""The `portfolio` model: portfolio margin on the scenario kernel; the profile's `method` picks the venue's rules.
+
+`deribit-pme`: Deribit Portfolio Margin (models/portfolio_deribit.py); `derive-pmrm`: Derive's Portfolio
+Margin Risk Manager 2.1 (models/portfolio_derive.py).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from marginkit.book import Book
+from marginkit.errors import InputError
+from marginkit.io.profile_file import Profile
+from marginkit.models import portfolio_deribit
+from marginkit.models.requirements import Requirements
+
+MODEL = "portfolio"
+METHODS = ("deribit-pme", "derive-pmrm")
+
+
+def margin(book: Book, profile: Profile) -> Requirements:
+    """Portfolio margin of every portfolio-mode account by the method its profile names."""
+    method = profile.parameters.get("method")
+    if method == "deribit-pme":
+        return portfolio_deribit.margin(book, profile)
+    if method == "derive-pmrm":
+        derive = importlib.import_module("marginkit.models.portfolio_derive")
+        result: Requirements = derive.margin(book, profile)
+        return result
+    raise InputError(f"must be one of {', '.join(METHODS)}", field="parameters.method",
+                     file=profile.path or profile.name)
