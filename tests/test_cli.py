@@ -8,6 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from marginkit.cli import app
+from marginkit.profiles import shipped_profiles
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -58,9 +59,9 @@ def test_compare_sets_covering_profiles_side_by_side() -> None:
 
     assert result.exit_code == 0
     document = json.loads(result.stdout)
-    # linear BTC and ETH perpetuals: Binance USDⓈ-M, Deribit's linear rates and dYdX cover them; the coin-margined
-    # profiles, Bybit's BTC-only table, the BTC-only legacy Deribit page, Derive's option-only table and the
-    # stock-and-options strategy-based profile do not.
-    assert [r["profile"] for r in document["results"]] == ["binance-usdm", "deribit-standard-2022-01-11", "dydx-v4"]
-    assert {s["profile"] for s in document["not_covered"]} == {
-        "binance-coinm", "bybit-inverse", "bybit-linear", "cboe-finra", "deribit-standard-legacy", "derive-standard"}
+    # linear BTC and ETH perpetuals in cross and isolated accounts: Binance USDⓈ-M, Deribit's linear rates and dYdX
+    # cover them; every other shipped profile (coin-margined, BTC-only, option-only, stock-and-options,
+    # portfolio-mode) is listed as not covering the book.
+    covering = ["binance-usdm", "deribit-standard-2022-01-11", "dydx-v4"]
+    assert [r["profile"] for r in document["results"]] == covering
+    assert {s["profile"] for s in document["not_covered"]} == set(shipped_profiles()) - set(covering)
