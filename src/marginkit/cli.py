@@ -15,11 +15,12 @@ from rich.table import Table
 from marginkit.accounts import account_state
 from marginkit.book import Book, resolve
 from marginkit.errors import InputError, ModelRefusal
+from marginkit.explain import explain_account
 from marginkit.io import load_book
 from marginkit.io.profile_file import Profile, load_profile_file
 from marginkit.models import DEFAULT_PROFILES, MODELS
 from marginkit.profiles import shipped_profile, shipped_profiles
-from marginkit.report import margin_document, print_comparison, print_margin
+from marginkit.report import margin_document, print_comparison, print_explanation, print_margin
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="marginkit: derivatives margin under every model that matters.")
@@ -149,6 +150,31 @@ def compare(
                           "not_covered": skipped}, indent=2))
     else:
         print_comparison(console, results, skipped)
+
+
+@app.command()
+def explain(
+    book: Annotated[Path, typer.Argument(help="Book file (.json, .yaml, .yml).")],
+    account: Annotated[str, typer.Argument(help="Account id.")],
+    model: Annotated[str | None, typer.Option("--model", help="Model name (its default profile).")] = None,
+    profile: Annotated[str | None, typer.Option("--profile", help="A shipped profile.")] = None,
+    params: Annotated[Path | None, typer.Option("--params", help="A profile file of your own.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """One account's margin explained: scenario losses (price × volatility) and liquidation price per underlying."""
+    try:
+        chosen = choose_profile(model, profile, params)
+        try:
+            spec = load_book(book)
+            document = explain_account(spec, account, chosen)
+        except InputError as error:
+            raise error.in_file(str(book)) from None
+    except InputError as error:
+        _fail(error)
+    if as_json:
+        print(json.dumps(document, indent=2))
+    else:
+        print_explanation(console, document)
 
 
 def main() -> None:

@@ -139,3 +139,32 @@ def print_comparison(console: Console, results: list[dict[str, Any]], skipped: l
         console.print(table)
     for item in skipped:
         console.print(f"[dim]not covered by {item['profile']}: {item['reason']}[/dim]")
+
+
+def print_explanation(console: Console, document: dict[str, Any]) -> None:
+    """An account's components, scenario tables and liquidation prices."""
+    summary = Table(title=f"{document['account']} · {document['model']} · {document['profile']}", title_justify="left")
+    summary.add_column("figure")
+    summary.add_column(document["currency"], justify="right")
+    for name in ("equity", "initial_margin", "maintenance_margin"):
+        summary.add_row(name.replace("_", " "), _fmt(document[name]))
+    for name, value in document["components"].items():
+        summary.add_row(name.replace("_", " "), _fmt(value))
+    console.print(summary)
+    for scenario in document["scenarios"]:
+        title = f"{scenario['underlying']} scenario P&L ({document['currency']}, + gain)"
+        grid = Table(title=title, title_justify="left")
+        grid.add_column("index move", justify="right")
+        for vol in scenario["volatility"]:
+            grid.add_column(f"vol {vol}", justify="right")
+        for move, row in zip(scenario["price_moves"], scenario["standard"], strict=True):
+            grid.add_row(f"{move:+.2%}", *(_fmt(v) for v in row))
+        for move, value in zip(scenario["extended_moves"], scenario["extended"], strict=True):
+            grid.add_row(f"{move:+.0%} (extended)", _fmt(value), "", "")
+        console.print(grid)
+    prices = Table(title="liquidation price per underlying (index level, all else equal)", title_justify="left")
+    prices.add_column("underlying")
+    prices.add_column("price", justify="right")
+    for underlying, price in document["liquidation_prices"].items():
+        prices.add_row(underlying, _fmt(price))
+    console.print(prices)

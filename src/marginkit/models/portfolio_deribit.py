@@ -285,6 +285,44 @@ def margin(book: Book, profile: Profile) -> Requirements:
     )
 
 
+def scenario_table(book: Book, profile: Profile, account: int) -> list[dict[str, Any]]:
+    """The account's aggregated scenario P&L per currency pair (margin currency, before offsets), for explain.
+
+    Each entry: underlying, the standard grid as rows of index moves × columns (up, unchanged, down), and the
+    extended moves with their P&L.
+    """
+    parameters = parse_deribit_pm_parameters(profile)
+    coins = pair_settings(parameters, book)
+    first = next(iter(coins.values()))
+    column_count = 3 * (2 * int(first["buckets_count"]) + 1) + EXTENDED_MOVES.size
+    coin_pnl, usd_pnl, _ = instrument_risk_vectors(book, coins, column_count)
+    margin_asset = _margin_assets(book)
+    in_coin = margin_asset[account] != book.asset_index["USD"]
+    rows = np.flatnonzero(book.position_account == account)
+    tables: list[dict[str, Any]] = []
+    for coin, settings in coins.items():
+        held = rows[book.underlying[book.position_instrument[rows]] == coin]
+        balance = 0.0 if in_coin else float(book.collateral[account, coin])
+        if not held.size and balance == 0.0:
+            continue
+        matrix = coin_pnl if in_coin else usd_pnl
+        vector = (book.quantity[held][:, None] * matrix[book.position_instrument[held]]).sum(axis=0)
+        r, _, extended = _grid(settings)
+        if balance:
+            clamped = np.where(extended, np.clip(r, -settings["price_range"], settings["price_range"]), r)
+            vector = vector + balance * book.asset_price[coin] * clamped
+        standard = vector[~extended].reshape(-1, 3)
+        tables.append({
+            "underlying": book.assets[coin],
+            "price_moves": [float(x) for x in r[~extended][::3]],
+            "volatility": ["up", "unchanged", "down"],
+            "standard": [[float(row[1]), float(row[0]), float(row[2])] for row in standard],
+            "extended_moves": [float(x) for x in EXTENDED_MOVES],
+            "extended": [float(x) for x in vector[extended]],
+        })
+    return tables
+
+
 def _worst_scenarios(book: Book, group_account: I64, group_coin: I64, worst_case: F64, standard: Any,
                      extended_worst: F64, extended_column: I64, moves: F64, count: int) -> tuple[dict[str, Any], ...]:
     """Each account's worst scenario: that of its pair with the largest worst case."""
