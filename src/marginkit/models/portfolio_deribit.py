@@ -134,22 +134,17 @@ def pair_settings(parameters: Any, book: Book) -> dict[int, dict[str, Any]]:
 
 
 def _margin_assets(book: Book) -> NDArray[np.int32]:
-    """S:PM in the coin when every position settles in it and all collateral is in it; else X:PM in USD."""
+    """S:PM in a coin when the positions' settlement and the collateral are all that one coin; else X:PM in USD."""
     usd = book.asset_index["USD"]
-    settle = np.where(book.inverse, book.settlement, -1)[book.position_instrument]
-    result = np.full(book.account_count, usd, dtype=np.int32)
-    low = np.full(book.account_count, np.iinfo(np.int32).max, dtype=np.int64)
-    high = np.full(book.account_count, -2, dtype=np.int64)
-    np.minimum.at(low, book.position_account, settle)
-    np.maximum.at(high, book.position_account, settle)
-    single = (low == high) & (low >= 0)
-    held = book.collateral != 0
-    for a in np.flatnonzero(single):
-        coin = int(low[a])
-        others = held[a].copy()
-        others[coin] = False
-        if not others.any():
-            result[a] = coin
+    uses = book.collateral != 0
+    settle_asset = book.settlement[book.position_instrument]
+    uses[book.position_account, settle_asset] = True
+    linear = ~book.inverse[book.position_instrument]
+    uses[book.position_account[linear], usd] = True  # a linear contract's P&L is in USD terms
+    single = uses.sum(axis=1) == 1
+    only = np.argmax(uses, axis=1)
+    coin = single & (only != usd) & np.isin(only, book.underlying)
+    result: NDArray[np.int32] = np.where(coin, only, usd).astype(np.int32)
     return result
 
 
@@ -234,12 +229,21 @@ def margin(book: Book, profile: Profile) -> Requirements:
     instrument = book.position_instrument
     coin_size = np.abs(book.quantity) * book.contract_size[instrument] / np.where(
         book.inverse[instrument], np.where(delta_one, book.mark[instrument], 1.0), 1.0)
+    # Positions net per instrument first (a venue holds one position per instrument); the sum is gross across them.
     position_group = group[: book.position_count]
-    roll_rate = np.maximum(setting["annualised_move_risk"][position_group] * book.years[instrument],
-                           setting["min_annualised_move"][position_group])
-    roll = np.where(delta_one, coin_size * roll_rate, 0.0) * np.where(in_coin[position_group], 1.0,
-                                                                     book.underlying_price[instrument])
-    roll_shock = np.bincount(position_group, weights=roll, minlength=group_keys.size).astype(np.float64)
+    net_key = account * instrument_count + instrument
+    unique_net, net_index = np.unique(net_key, return_inverse=True)
+    signed_coin = np.where(book.quantity < 0, -coin_size, coin_size)
+    net_coin = np.abs(np.bincount(net_index, weights=signed_coin, minlength=unique_net.size))
+    net_instrument = unique_net % instrument_count
+    net_group = np.zeros(unique_net.size, dtype=np.int64)
+    net_group[net_index] = position_group
+    net_delta_one = (book.kind[net_instrument] == FUTURE) | (book.kind[net_instrument] == PERPETUAL)
+    roll_rate = np.maximum(setting["annualised_move_risk"][net_group] * book.years[net_instrument],
+                           setting["min_annualised_move"][net_group])
+    roll = np.where(net_delta_one, net_coin * roll_rate, 0.0) * np.where(in_coin[net_group], 1.0,
+                                                                        book.underlying_price[net_instrument])
+    roll_shock = np.bincount(net_group, weights=roll, minlength=group_keys.size).astype(np.float64)
 
     # Delta shock [unpublished]: the loss of a further max_delta_shock move on the USD delta beyond the threshold.
     buckets = setting["buckets_count"].astype(np.int64)
