@@ -27,57 +27,41 @@ OPTION_FIELDS = ("initial_rate", "minimum_initial_rate", "call_maintenance_rate"
                  "put_maintenance_mark_rate", "put_initial_floor_scale")
 
 
-def _gather(book: Book, table: dict[str, dict[str, float]], fields: tuple[str, ...]) -> dict[str, F64]:
-    """Per-position arrays of each field, looked up by the instrument's underlying (NaN where absent)."""
+def _instrument_columns(book: Book, table: dict[str, dict[str, float]], fields: tuple[str, ...]) -> dict[str, F64]:
+    """Per-instrument arrays of each field, looked up by the instrument's underlying (NaN where absent)."""
     columns = {f: np.full(len(book.instruments), np.nan) for f in fields}
     for i, instrument in enumerate(book.instruments):
         row = table.get(instrument.underlying)
         if row is not None:
             for f in fields:
                 columns[f][i] = row[f]
-    return {f: c[book.position_instrument] for f, c in columns.items()}
+    return columns
 
 
-def margin(book: Book, profile: Profile) -> Requirements:
-    """Deribit / Derive standard margin per position, summed per account, in each account's margin currency."""
-    parameters = parse_deribit_standard_parameters(profile)
-    kind = book.kind[book.position_instrument]
-    is_option = kind == OPTION
-    is_delta_one = (kind == FUTURE) | (kind == PERPETUAL)
-    refuse_positions(book, MODEL, ~(is_option | is_delta_one), "covers futures, perpetuals and options only")
-    refuse_positions(book, MODEL, book.account_mode[book.position_account] == PORTFOLIO,
-                     "covers standard (cross or isolated) accounts, not portfolio mode")
-    refuse_positions(book, MODEL, book.hedge_mode[book.position_account],
-                     "the venue nets positions per instrument: hedge mode is not offered")
-    futures_table = {k: v.futures.model_dump() for k, v in parameters.underlyings.items() if v.futures}
-    options_table = {k: v.options.model_dump() for k, v in parameters.underlyings.items() if v.options}
-    futures = _gather(book, futures_table, FUTURE_FIELDS)
-    options = _gather(book, options_table, OPTION_FIELDS)
-    refuse_positions(book, MODEL, is_delta_one & np.isnan(futures["initial_base"]),
-                     "the profile has no futures rates for this underlying")
-    refuse_positions(book, MODEL, is_option & np.isnan(options["initial_rate"]),
-                     "the profile has no option constants for this underlying")
-    margin_asset = settlement_margin_assets(book, MODEL)
+def _refuse_instruments(book: Book, bad: NDArray[np.bool_], reason: str) -> None:
+    """Refuse the first position that holds an instrument where `bad` (per instrument) is True."""
+    if bad.any():
+        refuse_positions(book, MODEL, bad[book.position_instrument], reason)
 
-    instrument = book.position_instrument
-    inverse = book.inverse[instrument]
-    size = np.abs(book.quantity) * book.contract_size[instrument]
-    mark = book.mark[instrument]
-    to_margin = book.asset_price[book.settlement[instrument]] / book.asset_price[margin_asset[book.position_account]]
 
-    # Futures and perpetuals: s in coin, margin = (base + slope·s)·s, in coin (inverse) or quote (linear).
-    coins = np.where(inverse, size / np.where(is_delta_one, mark, 1.0), size)  # options: unused (their mark may be 0)
-    unit_value = np.where(inverse, 1.0, mark * book.asset_price[book.quote[instrument]]
-                          / book.asset_price[book.settlement[instrument]])
-    future_initial = (futures["initial_base"] + futures["initial_slope"] * coins) * coins * unit_value
-    future_maintenance = (futures["maintenance_base"] + futures["maintenance_slope"] * coins) * coins * unit_value
+def _refuse_accounts(book: Book, bad: NDArray[np.bool_], reason: str) -> None:
+    """Refuse the first position of an account where `bad` (per account) is True."""
+    if bad.any():
+        refuse_positions(book, MODEL, bad[book.position_account], reason)
 
-    # Options, per unit of underlying in the settlement currency; S is one coin for coin-settled options.
-    spot = book.underlying_price[instrument]
-    strike = book.strike[instrument]
-    call = book.is_call[instrument]
-    spot_unit = np.where(inverse, 1.0, spot * book.asset_price[book.quote[instrument]]
-                         / book.asset_price[book.settlement[instrument]])
+
+def _option_unit_margins(book: Book, options: dict[str, F64]) -> tuple[F64, F64]:
+    """A short option's venue IM and MM per unit of underlying in the settlement currency, per instrument.
+
+    S is one coin for coin-settled options (the premium, `mark`, is in coin too). NaN for instruments whose
+    underlying has no option constants (futures and perpetuals among them).
+    """
+    inverse = book.inverse
+    mark = book.mark
+    spot = book.underlying_price
+    strike = book.strike
+    call = book.is_call
+    spot_unit = np.where(inverse, 1.0, spot * book.asset_price[book.quote] / book.asset_price[book.settlement])
     out_of_money = np.where(call, np.maximum(strike - spot, 0.0), np.maximum(spot - strike, 0.0))
     base_initial = np.maximum(options["initial_rate"] - out_of_money / spot, options["minimum_initial_rate"])
     call_maintenance = options["call_maintenance_rate"] * spot_unit + mark
@@ -87,20 +71,86 @@ def margin(book: Book, profile: Profile) -> Requirements:
     short_initial = base_initial * spot_unit + mark
     short_initial = np.where(call, short_initial,
                              np.maximum(short_initial, options["put_initial_floor_scale"] * put_maintenance))
-    short = book.quantity < 0
-    option_venue_initial = np.where(short, short_initial, 0.0) * size
-    option_venue_maintenance = np.where(short, short_maintenance, 0.0) * size
-    mark_value = mark * size
-    loan_value = parameters.defaults.long_option_loan_value
-    option_footing = np.where(short, -mark_value, 0.0 if loan_value else mark_value)
+    return short_initial, short_maintenance
 
-    venue_initial = np.where(is_option, option_venue_initial, np.nan_to_num(future_initial)) * to_margin
-    venue_maintenance = np.where(is_option, option_venue_maintenance, np.nan_to_num(future_maintenance)) * to_margin
-    footing = np.where(is_option, option_footing, 0.0) * to_margin
+
+def margin(book: Book, profile: Profile) -> Requirements:
+    """Deribit / Derive standard margin per position, summed per account, in each account's margin currency.
+
+    Everything that depends only on the instrument (parameters, a short option's margin per unit, the
+    conversion to the margin currency) is computed once per instrument and gathered; per position there is
+    only the scaling by size and side, and futures' size-dependent rates on the futures positions alone.
+    """
+    parameters = parse_deribit_standard_parameters(profile)
+    is_option = book.kind == OPTION  # per instrument
+    is_delta_one = (book.kind == FUTURE) | (book.kind == PERPETUAL)
+    _refuse_instruments(book, ~(is_option | is_delta_one), "covers futures, perpetuals and options only")
+    _refuse_accounts(book, book.account_mode == PORTFOLIO,
+                     "covers standard (cross or isolated) accounts, not portfolio mode")
+    _refuse_accounts(book, book.hedge_mode, "the venue nets positions per instrument: hedge mode is not offered")
+    futures_table = {k: v.futures.model_dump() for k, v in parameters.underlyings.items() if v.futures}
+    options_table = {k: v.options.model_dump() for k, v in parameters.underlyings.items() if v.options}
+    futures = _instrument_columns(book, futures_table, FUTURE_FIELDS)
+    options = _instrument_columns(book, options_table, OPTION_FIELDS)
+    _refuse_instruments(book, is_delta_one & np.isnan(futures["initial_base"]),
+                        "the profile has no futures rates for this underlying")
+    _refuse_instruments(book, is_option & np.isnan(options["initial_rate"]),
+                        "the profile has no option constants for this underlying")
+    margin_asset = settlement_margin_assets(book, MODEL)
+    # settlement_margin_assets gives every account the asset all its contracts margin in (the settlement coin of
+    # coin-settled contracts, else USD), so the conversion into the margin currency is one per instrument.
+    instrument_margin_asset = np.where(book.inverse, book.settlement, book.asset_index["USD"])
+    instrument_to_margin = book.asset_price[book.settlement] / book.asset_price[instrument_margin_asset]
+
+    instrument = book.position_instrument.astype(np.intp)  # gathers with a native index are faster
+    quantity = book.quantity
+    size = np.abs(quantity) * book.contract_size[instrument]
+
+    # Options, per unit of underlying by side (long, then short) and instrument: the venue figures (a long needs
+    # nothing) and the equity footing (a short's mark value, which equity already counts as −mark, is taken off
+    # the venue figure; a long's counts toward equity unless it has no loan value). Per position: one gather each.
+    short_initial, short_maintenance = _option_unit_margins(book, options)
+    nothing = np.zeros(len(book.instruments))
+    long_footing = nothing if parameters.defaults.long_option_loan_value else book.mark
+    side_instrument = instrument + len(book.instruments) * (quantity < 0)
+    venue_initial = np.concatenate([nothing, short_initial])[side_instrument] * size
+    venue_maintenance = np.concatenate([nothing, short_maintenance])[side_instrument] * size
+    footing = np.concatenate([long_footing, -book.mark])[side_instrument] * size
+
+    # Futures and perpetuals, on their positions only: s in coin, margin = (base + slope·s)·s, in coin (inverse)
+    # or quote (linear).
+    delta_one = np.flatnonzero(is_delta_one[instrument]) if is_delta_one.any() else np.zeros(0, dtype=np.intp)
+    if delta_one.size:
+        held = instrument[delta_one]
+        inverse = book.inverse[held]
+        held_size = size[delta_one]
+        mark = book.mark[held]
+        coins = np.where(inverse, held_size / mark, held_size)
+        unit_value = np.where(book.inverse, 1.0, book.mark * book.asset_price[book.quote]
+                              / book.asset_price[book.settlement])[held]
+        rate = {f: futures[f][held] for f in FUTURE_FIELDS}
+        future_initial = (rate["initial_base"] + rate["initial_slope"] * coins) * coins * unit_value
+        future_maintenance = (rate["maintenance_base"] + rate["maintenance_slope"] * coins) * coins * unit_value
+        venue_initial[delta_one] = np.nan_to_num(future_initial)
+        venue_maintenance[delta_one] = np.nan_to_num(future_maintenance)
+        footing[delta_one] = 0.0
+
+    if not np.all(instrument_to_margin == 1.0):  # × 1.0 changes nothing (every account margined in its coin)
+        to_margin = instrument_to_margin[instrument]
+        venue_initial *= to_margin
+        venue_maintenance *= to_margin
+        footing *= to_margin
     initial = venue_initial + footing
     maintenance = venue_maintenance + footing
     account = book.position_account
     count = book.account_count
+    venue_initial_total = sum_by_account(account, venue_initial, count)
+    if delta_one.size:
+        options_only = venue_initial.copy()
+        options_only[delta_one] = 0.0
+        options_initial_total = sum_by_account(account, options_only, count)
+    else:
+        options_initial_total = venue_initial_total.copy()
     undefined = np.zeros(book.position_count, dtype=bool)
     return Requirements(
         model=MODEL,
@@ -110,10 +160,10 @@ def margin(book: Book, profile: Profile) -> Requirements:
         initial_margin=sum_by_account(account, initial, count),
         maintenance_margin=sum_by_account(account, maintenance, count),
         components={
-            "venue_initial_margin": sum_by_account(account, venue_initial, count),
+            "venue_initial_margin": venue_initial_total,
             "venue_maintenance_margin": sum_by_account(account, venue_maintenance, count),
-            "futures_initial_margin": sum_by_account(account, np.where(is_option, 0.0, venue_initial), count),
-            "options_initial_margin": sum_by_account(account, np.where(is_option, venue_initial, 0.0), count),
+            "futures_initial_margin": sum_by_account(account[delta_one], venue_initial[delta_one], count),
+            "options_initial_margin": options_initial_total,
         },
         positions=PositionFigures(
             initial_margin=initial,

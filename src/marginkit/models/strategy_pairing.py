@@ -72,6 +72,9 @@ def best_pairing(available: F64, standalone: F64, pairs: list[Pair], integral: b
         constraints=LinearConstraint(usage, lb=-np.inf, ub=available),
         integrality=np.ones(useful.size) if integral else np.zeros(useful.size),
         bounds=Bounds(0.0, np.inf),
+        # HiGHS's presolve removes almost nothing from this matching-like programme and took ~75 % of the
+        # time on 1,000 legs (4.1 s → 0.7 s without it, the same optimum in every benchmark book).
+        options={"presolve": False, "mip_rel_gap": 0.0},
     )
     if not result.success:  # pragma: no cover - a bounded feasible programme (x = 0 is feasible)
         raise ArithmeticError(f"strategy pairing: {result.message}")
