@@ -14,6 +14,7 @@ from rich.table import Table
 
 from marginkit.accounts import account_state
 from marginkit.book import Book, resolve
+from marginkit.conformance import report_document, report_lines, run_suite
 from marginkit.errors import InputError, ModelRefusal
 from marginkit.explain import explain_account
 from marginkit.io import load_book
@@ -175,6 +176,25 @@ def explain(
         print(json.dumps(document, indent=2))
     else:
         print_explanation(console, document)
+
+
+@app.command()
+def conformance(
+    suite: Annotated[str, typer.Argument(help="The suite: derive-pmrm.")],
+    path: Annotated[Path, typer.Argument(help="A directory of case files, or one case file.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Run an external conformance suite: one line per case, then `N passed, M failed`; exit 3 if any case fails."""
+    try:
+        report = run_suite(suite, path)
+    except InputError as error:
+        _fail(error)
+    if as_json:
+        print(json.dumps(report_document(report), indent=2))
+    else:
+        print("\n".join(report_lines(report)))
+    if report.failed:
+        raise typer.Exit(3)
 
 
 def main() -> None:

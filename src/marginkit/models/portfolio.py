@@ -6,12 +6,10 @@ Margin Risk Manager 2.1 (models/portfolio_derive.py).
 
 from __future__ import annotations
 
-import importlib
-
 from marginkit.book import Book
 from marginkit.errors import InputError
 from marginkit.io.profile_file import Profile
-from marginkit.models import portfolio_deribit
+from marginkit.models import portfolio_deribit, portfolio_derive
 from marginkit.models.requirements import Requirements
 
 MODEL = "portfolio"
@@ -24,8 +22,6 @@ def margin(book: Book, profile: Profile) -> Requirements:
     if method == "deribit-pme":
         return portfolio_deribit.margin(book, profile)
     if method == "derive-pmrm":
-        derive = importlib.import_module("marginkit.models.portfolio_derive")
-        result: Requirements = derive.margin(book, profile)
-        return result
+        return portfolio_derive.margin(book, profile)
     raise InputError(f"must be one of {', '.join(METHODS)}", field="parameters.method",
                      file=profile.path or profile.name)

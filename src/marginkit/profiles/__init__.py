@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from functools import cache
 from pathlib import Path
 
@@ -24,12 +25,12 @@ def shipped_profiles() -> dict[str, Profile]:
 
 
 def shipped_profile(name: str) -> Profile:
-    """The shipped profile called `name`; InputError listing the known names if there is none."""
+    """The shipped profile called `name` (a copy: callers may not change the shipped one); InputError if none."""
     profiles = shipped_profiles()
     if name not in profiles:
         known = ", ".join(sorted(profiles))
         raise InputError(f"unknown profile {name!r} (shipped: {known})", field="--profile")
-    return profiles[name]
+    return copy.deepcopy(profiles[name])
 
 
 __all__ = ["PROFILE_DIRECTORY", "Profile", "shipped_profile", "shipped_profiles"]
