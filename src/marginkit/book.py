@@ -89,6 +89,7 @@ class Book:
     forward: F64 | None = None
     volatility: F64 | None = None
     discount: F64 | None = None
+    account_class: tuple[str | None, ...] = ()  # per account: speculator | hedger | member, None if unstated
 
     @property
     def instrument_ids(self) -> tuple[str, ...]:
@@ -340,4 +341,5 @@ def resolve(spec: BookSpec) -> Book:
         forward=forward,
         volatility=volatility,
         discount=discount,
+        account_class=tuple(a.account_class for a in accounts),
     )

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from marginkit.book import Book
 from marginkit.io.profile_file import Profile
-from marginkit.models import deribit_standard, portfolio, strategy_based, tiered
+from marginkit.models import deribit_standard, portfolio, span, strategy_based, tiered
 from marginkit.models.requirements import PositionFigures, Requirements
 
 ModelFunction = Callable[[Book, Profile], Requirements]
@@ -16,6 +16,7 @@ MODELS: dict[str, ModelFunction] = {
     deribit_standard.MODEL: deribit_standard.margin,
     strategy_based.MODEL: strategy_based.margin,
     portfolio.MODEL: portfolio.margin,
+    span.MODEL: span.margin,
 }
 
 DEFAULT_PROFILES: dict[str, str] = {
@@ -23,6 +24,7 @@ DEFAULT_PROFILES: dict[str, str] = {
     deribit_standard.MODEL: "deribit-standard-2022-01-11",
     strategy_based.MODEL: "cboe-finra",
     portfolio.MODEL: "deribit-pm",
+    span.MODEL: "span-crypto",
 }
 
 __all__ = ["DEFAULT_PROFILES", "MODELS", "PositionFigures", "Requirements"]
