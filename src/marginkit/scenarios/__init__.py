@@ -1,5 +1,22 @@
 """Scenario sets and the one kernel that aggregates instrument P&L per scenario to accounts and reduces it."""
 
-from marginkit.scenarios.kernel import GroupedPositions, ScenarioReduction, group_positions, reduce_scenarios
+from marginkit.scenarios.incremental import IncrementalIndex, ScenarioState
+from marginkit.scenarios.kernel import (
+    GroupedPositions,
+    ScenarioMatrix,
+    ScenarioReduction,
+    group_positions,
+    reduce_scenarios,
+    scenario_pnl,
+)
 
-__all__ = ["GroupedPositions", "ScenarioReduction", "group_positions", "reduce_scenarios"]
+__all__ = [
+    "GroupedPositions",
+    "IncrementalIndex",
+    "ScenarioMatrix",
+    "ScenarioReduction",
+    "ScenarioState",
+    "group_positions",
+    "reduce_scenarios",
+    "scenario_pnl",
+]
