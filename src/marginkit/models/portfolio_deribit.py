@@ -1,16 +1,17 @@
 """Deribit Portfolio Margin (PME) on the scenario kernel: the `portfolio` model with a `deribit-pm` profile.
 
-Per currency pair (crypto-venues.md (d)): a standard grid of index moves r_i = −price_range + i·price_range/
-buckets_count (i = 0…2·buckets_count) × volatility up / unchanged / down, and an extended table of moves
-(−66 %, −33 %, +50 % … +500 %, volatility up) with its dampener; inverse futures and perpetuals lose
-q·r/(1+r) coin (q the size in coin, basis ignored, extended moves clamped to ±price_range), options are
-revalued by Black-76 at the shocked forward and volatility (σ·(1 ± range·(30/DTE)^p), the up shock floored at
-min_volatility_for_shock_up). Positive aggregated entries count × pnl_offset, capped at max_offsetable_pnl;
-worst_case = −min(entries, 0); risk_matrix_margin = worst_case + roll shock + delta shock (+ a correlation
-contingency, unpublished, 0); IM = risk_matrix_margin (+ the venue's order add-ons, absent in a book),
-MM = mm_factor × risk_matrix_margin. S:PM accounts margin in their coin; X:PM accounts (several coins, or
-stable collateral) in USD, with coin collateral exposed to its pair's moves and haircuts on IM only.
-Choices where Deribit does not publish the rule are listed in the `deribit-pm` profile's notes.
+Per currency pair (crypto-venues.md (d)): a standard grid of index moves
+r_i = −price_range + i·price_range/buckets_count (i = 0…2·buckets_count) × volatility up / unchanged / down,
+and an extended table of moves (−66 %, −33 %, +50 % … +500 %, volatility up) taken at the fraction
+price_range/|move|, with its dampener. Inverse futures and perpetuals lose q·r/(1+r) coin (q the size in
+coin, basis ignored, extended moves clamped to ±price_range); options are revalued by Black-76 at the
+shocked forward and volatility σ·(1 ± range·(30/DTE)^p), the up shock floored at min_volatility_for_shock_up.
+Positive aggregated entries count × pnl_offset, capped at max_offsetable_pnl; worst_case = −min(entries, 0);
+risk_matrix_margin = worst_case + roll shock + delta shock (+ a correlation contingency, unpublished, 0);
+IM = risk_matrix_margin (+ the venue's order add-ons, absent in a book), MM = mm_factor × risk_matrix_margin.
+S:PM accounts margin in their coin; X:PM accounts (several coins, or stable collateral) in USD, with coin
+collateral exposed to its pair's moves and haircuts on IM only. Choices where Deribit does not publish the
+rule are listed in the `deribit-pm` profile's notes.
 """
 
 from __future__ import annotations
@@ -215,7 +216,16 @@ def margin(book: Book, profile: Profile) -> Requirements:
     gain_cap = setting["max_offsetable_pnl"] * usd_to_margin
     standard = reduce_scenarios(grouped, np.ascontiguousarray(matrix[:, :standard_columns]),
                                 setting["pnl_offset"], gain_cap)
-    extended = reduce_scenarios(grouped, np.ascontiguousarray(matrix[:, standard_columns:]),
+    # The extended table takes a fraction of the P&L, price_range / |move| (Deribit: "a fraction … then a
+    # dampener", unpublished; the fraction is Paradex's published design, reference/crypto-venues.md (d)).
+    row_range = np.ones(matrix.shape[0])
+    for asset_index, settings in coins.items():
+        on_pair = book.underlying == asset_index
+        row_range[:instrument_count][on_pair] = settings["price_range"]
+        row_range[instrument_count:2 * instrument_count][on_pair] = settings["price_range"]
+        row_range[2 * instrument_count + asset_index] = settings["price_range"]
+    fraction = row_range[:, None] / np.abs(EXTENDED_MOVES)[None, :]
+    extended = reduce_scenarios(grouped, np.ascontiguousarray(matrix[:, standard_columns:] * fraction),
                                 setting["pnl_offset"], gain_cap)
     dampener = setting["extended_dampener"] * usd_to_margin
     extended_worst = np.where(extended.worst_pnl < 0,
