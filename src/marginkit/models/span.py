@@ -226,6 +226,12 @@ def _option_inputs(book: Book, held: B) -> tuple[F64, F64]:
     volatility = np.zeros(len(book.instruments))
     if options.size == 0:
         return forward, volatility
+    if book.volatility is not None and book.forward is not None and np.allclose(
+            forward[options], book.forward[options], rtol=1e-12, atol=0.0) and bool(
+            np.all((book.volatility[options] > 0) | (book.years[options] <= 0))):
+        # resolve already bound each option's volatility at this forward (given, smile or implied)
+        volatility[options] = np.where(book.years[options] > 0, book.volatility[options], 0.0)
+        return forward, volatility
     premium = book.mark[options] * book.asset_price[book.settlement[options]] / book.asset_price[book.quote[options]]
     living = book.years[options] > 0
     implied = implied_volatility_with_mask(premium, forward[options], book.strike[options],
