@@ -18,7 +18,7 @@ from marginkit.accounts import account_state
 from marginkit.book import Book, resolve
 from marginkit.domain import BookSpec, InstrumentType, MarketSnapshot
 from marginkit.io.profile_file import Profile
-from marginkit.models import MODELS
+from marginkit.models import MODELS, portfolio_deribit, portfolio_derive
 
 GRID = np.exp(np.linspace(math.log(0.02), math.log(50.0), 241))  # index multipliers searched
 
@@ -94,9 +94,9 @@ def explain_account(spec: BookSpec, account_id: str, profile: Profile) -> dict[s
     state = account_state(book, requirements)
     tables: list[dict[str, Any]] = []
     if profile.model == "portfolio" and profile.parameters.get("method") == "deribit-pme":
-        from marginkit.models.portfolio_deribit import scenario_table
-
-        tables = scenario_table(book, profile, 0)
+        tables = portfolio_deribit.scenario_table(book, profile, 0)
+    elif profile.model == "portfolio" and profile.parameters.get("method") == "derive-pmrm":
+        tables = portfolio_derive.scenario_table(book, profile, 0)
     return {
         "account": account_id,
         "model": profile.model,

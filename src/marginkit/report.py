@@ -159,9 +159,14 @@ def print_explanation(console: Console, document: dict[str, Any]) -> None:
             grid.add_column(f"vol {vol}", justify="right")
         for move, row in zip(scenario["price_moves"], scenario["standard"], strict=True):
             grid.add_row(f"{move:+.2%}", *(_fmt(v) for v in row))
-        for move, value in zip(scenario["extended_moves"], scenario["extended"], strict=True):
-            grid.add_row(f"{move:+.0%} (extended)", _fmt(value), "", "")
         console.print(grid)
+        if scenario["other"]:
+            others = Table(title=f"{scenario['underlying']} other scenarios", title_justify="left")
+            others.add_column("scenario")
+            others.add_column(f"P&L ({document['currency']})", justify="right")
+            for row in scenario["other"]:
+                others.add_row(row["label"], _fmt(row["pnl"]))
+            console.print(others)
     prices = Table(title="liquidation price per underlying (index level, all else equal)", title_justify="left")
     prices.add_column("underlying")
     prices.add_column("price", justify="right")

@@ -228,3 +228,18 @@ def test_margin_command_with_the_profile(tmp_path: Path) -> None:
     assert account["initial_margin"] == pytest.approx(660.0, rel=1e-12)
     assert account["maintenance_margin"] == pytest.approx(524.7, rel=1e-12)
     assert account["worst_scenario"]["vol_move"] == "up"
+
+
+def test_explain_shows_the_derive_scenarios(tmp_path: Path) -> None:
+    # the long perp (1 ETH at 3,300, entry 3,250): the −13.5 % move with vol None loses 3,300 × 0.135 = 445.5
+    path = tmp_path / "book.yaml"
+    path.write_text(yaml.safe_dump(book_record([{"instrument": "ETH-PERP", "quantity": 1, "entry_price": 3250}],
+                                               {"USDC": 10000})))
+
+    result = CliRunner().invoke(app, ["explain", str(path), "a", "--profile", PROFILE, "--json"])
+
+    assert result.exit_code == 0, result.stderr
+    table = json.loads(result.stdout)["scenarios"][0]
+    row = table["price_moves"].index(-0.135)
+    assert table["standard"][row][1] == pytest.approx(-445.5, rel=1e-9)
+    assert any("contingency" in other["label"] for other in table["other"])

@@ -331,8 +331,8 @@ def scenario_table(book: Book, profile: Profile, account: int) -> list[dict[str,
             "price_moves": [float(x) for x in r[~extended][::3]],
             "volatility": ["up", "unchanged", "down"],
             "standard": [[float(row[1]), float(row[0]), float(row[2])] for row in standard],
-            "extended_moves": [float(x) for x in EXTENDED_MOVES],
-            "extended": [float(x) for x in vector[extended]],
+            "other": [{"label": f"{move:+.0%} vol up (extended, before its fraction and dampener)",
+                       "pnl": float(value)} for move, value in zip(EXTENDED_MOVES, vector[extended], strict=True)],
         })
     return tables
 

@@ -577,6 +577,33 @@ def _explanations(figures: PmrmFigures, parameters: DerivePmrmParameters) -> tup
     return tuple(result)
 
 
+def scenario_table(book: Book, profile: Profile, account: int) -> list[dict[str, Any]]:
+    """The account's scenario P&L (USD, + gain) for explain: undampened moves as a price × volatility grid, the
+    tail and skew scenarios and the basis contingency as labelled rows."""
+    parameters = parse_derive_profile_parameters(profile)
+    portfolios = book_portfolios(book, parameters)
+    figures = pmrm_margin(portfolios, parameters)
+    usd = float(portfolios.stable_price[account])
+    pnl = figures.scenario_pnl[account] * usd
+    columns = ("Up", "None", "Down")
+    grid_moves = sorted({round(s.spot_shock - 1.0, 12) for s in parameters.scenarios
+                         if s.dampening == 1.0 and s.direction in columns}, reverse=False)
+    standard: list[list[float | None]] = [[None, None, None] for _ in grid_moves]
+    other: list[dict[str, Any]] = []
+    for n, scenario in enumerate(parameters.scenarios):
+        move = round(scenario.spot_shock - 1.0, 12)
+        if scenario.dampening == 1.0 and scenario.direction in columns:
+            standard[grid_moves.index(move)][columns.index(scenario.direction)] = float(pnl[n])
+        else:
+            name = DIRECTION_NAMES[DIRECTION_CODES[scenario.direction]]
+            other.append({"label": f"{move:+.1%} vol {name}, dampening {scenario.dampening:.4g}", "pnl": float(pnl[n])})
+    other.append({"label": "basis (forward) contingency", "pnl": float(figures.forward_contingency[account] * usd)})
+    underlying = book.instruments[int(book.position_instrument[book.position_account == account][0])].underlying \
+        if np.any(book.position_account == account) else "—"
+    return [{"underlying": underlying, "price_moves": grid_moves, "volatility": ["up", "unchanged", "down"],
+             "standard": standard, "other": other}]
+
+
 def margin(book: Book, profile: Profile) -> Requirements:
     """Derive PMRM 2.1 margin of every portfolio-mode account, in USD on the equity footing.
 
