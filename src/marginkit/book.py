@@ -90,6 +90,25 @@ class Book:
     volatility: F64 | None = None
     discount: F64 | None = None
     account_class: tuple[str | None, ...] = ()  # per account: speculator | hedger | member, None if unstated
+    # Collateral by chain (docs/collateral.md). A lot is one (account, asset, chain) balance; the part of an
+    # account's balance on no chain is a lot with chain -1. None only in books built by hand (then every
+    # nonzero `collateral` entry is one lot on no chain). Deposits point at their lot, with their age at as_of.
+    credit_tier: tuple[str | None, ...] = ()  # per account, None if unstated
+    chains: tuple[str, ...] = ()
+    chain_halted: B | None = None  # per chain: market.chain_status is halted
+    lot_account: I32 | None = None
+    lot_asset: I32 | None = None
+    lot_chain: I32 | None = None
+    lot_amount: F64 | None = None
+    deposit_lot: I32 | None = None
+    deposit_amount: F64 | None = None
+    deposit_age: F64 | None = None  # seconds from the deposit's time to as_of
+    # Set by marginkit.collateral.apply_collateral under a collateral profile: each account's collateral value
+    # in USD with initial and maintenance haircuts, and its credit tier's initial-margin multiplier.
+    collateral_initial_usd: F64 | None = None
+    collateral_maintenance_usd: F64 | None = None
+    initial_margin_multiplier: F64 | None = None
+    collateral_profile: tuple[str, str] | None = None  # (name, version) of the collateral profile applied
 
     @property
     def instrument_ids(self) -> tuple[str, ...]:
@@ -298,6 +317,7 @@ def resolve(spec: BookSpec) -> Book:
             has_wallet.append(assigned is not None)
             wallets.append(sum(v * asset_price[asset_of[k]] for k, v in (assigned or {}).items()))
 
+    lots = _collateral_lots(spec, asset_of)
     position_account = np.array(rows, dtype=np.int32)
     position_instrument = np.array(columns, dtype=np.int32)
     quantity = np.array(quantities, dtype=np.float64)
@@ -342,4 +362,72 @@ def resolve(spec: BookSpec) -> Book:
         volatility=volatility,
         discount=discount,
         account_class=tuple(a.account_class for a in accounts),
+        credit_tier=tuple(a.credit_tier for a in accounts),
+        chains=lots.chains,
+        chain_halted=lots.chain_halted,
+        lot_account=lots.account,
+        lot_asset=lots.asset,
+        lot_chain=lots.chain,
+        lot_amount=lots.amount,
+        deposit_lot=lots.deposit_lot,
+        deposit_amount=lots.deposit_amount,
+        deposit_age=lots.deposit_age,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class _Lots:
+    chains: tuple[str, ...]
+    chain_halted: B
+    account: I32
+    asset: I32
+    chain: I32
+    amount: F64
+    deposit_lot: I32
+    deposit_amount: F64
+    deposit_age: F64
+
+
+def _collateral_lots(spec: BookSpec, asset_of: dict[str, int]) -> _Lots:
+    """One lot per (account, asset, chain) balance, the rest of each balance on no chain (-1); deposits by lot."""
+    names = {chain for a in spec.accounts for chains in a.collateral_chains.values() for chain in chains}
+    chains = tuple(sorted(names | set(spec.market.chain_status)))
+    chain_of = {name: i for i, name in enumerate(chains)}
+    account: list[int] = []
+    asset: list[int] = []
+    chain: list[int] = []
+    amount: list[float] = []
+    deposit_lot: list[int] = []
+    deposit_amount: list[float] = []
+    deposit_age: list[float] = []
+    for a, holder in enumerate(spec.accounts):
+        lot_of: dict[tuple[str, str], int] = {}
+        for name, balance in holder.collateral.items():
+            on_chains = holder.collateral_chains.get(name, {})
+            for chain_name, held in on_chains.items():
+                lot_of[(name, chain_name)] = len(amount)
+                account.append(a)
+                asset.append(asset_of[name])
+                chain.append(chain_of[chain_name])
+                amount.append(held)
+            rest = balance - sum(on_chains.values())
+            if abs(rest) > 1e-12 * abs(balance):
+                account.append(a)
+                asset.append(asset_of[name])
+                chain.append(-1)
+                amount.append(rest)
+        for deposit in holder.deposits:
+            deposit_lot.append(lot_of[(deposit.asset, deposit.chain)])
+            deposit_amount.append(deposit.amount)
+            deposit_age.append((spec.as_of - deposit.time).total_seconds())
+    return _Lots(
+        chains=chains,
+        chain_halted=np.array([spec.market.chain_status.get(c) == "halted" for c in chains], dtype=bool),
+        account=np.array(account, dtype=np.int32),
+        asset=np.array(asset, dtype=np.int32),
+        chain=np.array(chain, dtype=np.int32),
+        amount=np.array(amount, dtype=np.float64),
+        deposit_lot=np.array(deposit_lot, dtype=np.int32),
+        deposit_amount=np.array(deposit_amount, dtype=np.float64),
+        deposit_age=np.array(deposit_age, dtype=np.float64),
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -12,22 +14,36 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from marginkit.accounts import account_state
+from marginkit.accounts import account_state, apply_credit_tier
 from marginkit.book import Book, resolve
+from marginkit.collateral import apply_collateral, load_collateral_schedule, value_collateral
 from marginkit.conformance import report_document, report_lines, run_suite
 from marginkit.errors import InputError, ModelRefusal
 from marginkit.explain import explain_account
 from marginkit.io import load_book
+from marginkit.io.book_file import parse_book
 from marginkit.io.profile_file import Profile, load_profile_file
+from marginkit.io.structured import load_structured
+from marginkit.ledger import AccountSnapshot, Ledger, MarginCheck
+from marginkit.ledger.commands import ledger_app
 from marginkit.models import DEFAULT_PROFILES, MODELS
 from marginkit.profiles import shipped_profile, shipped_profiles
-from marginkit.report import margin_document, print_comparison, print_explanation, print_margin
+from marginkit.report import (
+    collateral_document,
+    margin_document,
+    print_collateral,
+    print_comparison,
+    print_explanation,
+    print_margin,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="marginkit: derivatives margin under every model that matters.")
 console = Console(width=None if sys.stdout.isatty() else 140)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine output (spec/cli.md).")]
+CollateralOption = Annotated[str | None, typer.Option(
+    "--collateral", help="A collateral profile (shipped name or file): haircuts, chains, credit tiers.")]
 
 
 def _fail(error: InputError) -> NoReturn:
@@ -47,6 +63,8 @@ def choose_profile(model: str | None, profile: str | None, params: Path | None) 
         chosen = shipped_profile(profile)
     else:
         chosen = shipped_profile(DEFAULT_PROFILES[model or "tiered"])
+    if chosen.model == "collateral":
+        raise InputError(f"{chosen.name!r} is a collateral profile: pass it with --collateral", field="--profile")
     if chosen.model not in MODELS:
         raise InputError(f"unknown model {chosen.model!r}", field="model", file=chosen.path)
     if model is not None and chosen.model != model:
@@ -56,8 +74,19 @@ def choose_profile(model: str | None, profile: str | None, params: Path | None) 
 
 def margin_result(book: Book, profile: Profile) -> dict[str, Any]:
     """Margin every account of a resolved book under one profile: the spec/cli.md document."""
-    requirements = MODELS[profile.model](book, profile)
+    requirements = apply_credit_tier(book, MODELS[profile.model](book, profile))
     return margin_document(book, requirements, account_state(book, requirements))
+
+
+def with_collateral(book: Book, collateral: str | None, book_path: str) -> Book:
+    """The book valued under `--collateral` (none: unchanged); a book/profile mismatch names the book's field."""
+    if collateral is None:
+        return book
+    schedule = load_collateral_schedule(collateral)
+    try:
+        return apply_collateral(book, schedule)
+    except InputError as error:
+        raise error.in_file(book_path) from None
 
 
 def _load(book_path: Path) -> Book:
@@ -69,20 +98,25 @@ def _load(book_path: Path) -> Book:
 
 @app.command()
 def margin(
-    book: Annotated[Path, typer.Argument(help="Book file (.json, .yaml, .yml).")],
+    book: Annotated[Path | None, typer.Argument(help="Book file (.json, .yaml, .yml); or give --db.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model name (its default profile).")] = None,
     profile: Annotated[str | None, typer.Option("--profile", help="A shipped profile.")] = None,
     params: Annotated[Path | None, typer.Option("--params", help="A profile file of your own.")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Margin the accounts stored in this ledger database.")] = None,
+    market: Annotated[Path | None, typer.Option("--market", help="With --db: as_of, instruments and market.")] = None,
+    collateral: CollateralOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Margin every account of BOOK with one model."""
+    """Margin every account of BOOK (or of the ledger at --db, with --market) with one model."""
     try:
         chosen = choose_profile(model, profile, params)
-        resolved = _load(book)
+        source = str(book) if book is not None else str(market)
+        resolved = _load(book) if book is not None else _ledger_book(db, market)
+        resolved = with_collateral(resolved, collateral, source)
         try:
             document = margin_result(resolved, chosen)
         except InputError as error:
-            raise error.in_file(str(book) if error.field and error.field.startswith("accounts") else
+            raise error.in_file(source if error.field and error.field.startswith("accounts") else
                                 (chosen.path or chosen.name)) from None
     except InputError as error:
         _fail(error)
@@ -90,6 +124,80 @@ def margin(
         print(json.dumps(document, indent=2))
     else:
         print_margin(console, document)
+
+
+def _market_data(market: Path) -> dict[str, Any]:
+    data = load_structured(market)
+    if not isinstance(data, dict) or "accounts" in data:
+        raise InputError("a market file is a mapping with as_of, instruments and market (no accounts)",
+                         file=str(market))
+    return data
+
+
+def _ledger_book_data(market: Mapping[str, Any], stored: Mapping[str, Mapping[str, Decimal]],
+                      kinds: Mapping[str, str],
+                      entries: Mapping[str, Mapping[str, tuple[Decimal, Decimal | None]]]) -> dict[str, Any]:
+    """A book document: the market file's as_of, instruments and market plus stored accounts (cross mode).
+
+    Collateral is each account's balances, positions its net contracts at the average entry price of its
+    trades (at the mark where the journal has none, e.g. a trade in the same batch).
+    """
+    marks = market.get("market", {}).get("marks", {}) if isinstance(market.get("market"), dict) else {}
+    accounts = []
+    for account, balances in sorted(stored.items()):
+        held = entries.get(account, {})
+        positions = []
+        for name, quantity in balances.items():
+            if kinds[name] == "instrument" and quantity != 0:
+                entry = held[name][1] if name in held else None
+                positions.append({"instrument": name, "quantity": float(quantity),
+                                  "entry_price": float(entry) if entry is not None else marks.get(name)})
+        accounts.append({
+            "id": account, "mode": "cross",
+            "collateral": {asset: float(v) for asset, v in balances.items() if kinds[asset] == "asset"},
+            "positions": positions,
+        })
+    return {**market, "accounts": accounts}
+
+
+def _ledger_book(db: str | None, market: Path | None) -> Book:
+    """The Book of the accounts stored in the ledger at `db`, at the market of `market`."""
+    if db is None:
+        raise InputError("give a BOOK file or --db", field="BOOK")
+    if market is None:
+        raise InputError("--db needs --market FILE (as_of, instruments, market)", field="--market")
+    data = _market_data(market)
+    with Ledger.open(db) as ledger:
+        kinds = {name: asset.kind for name, asset in ledger.assets().items()}
+        stored = {a: b for a, b in ledger.balances().items() if not a.startswith("@")}
+        document = _ledger_book_data(data, stored, kinds, ledger.positions())
+    try:
+        return resolve(parse_book(document))
+    except InputError as error:
+        raise error.in_file(str(market)) from None
+
+
+def ledger_margin_check(ledger: Ledger, market: Path, profile: str | None) -> MarginCheck:
+    """The withdrawal check of `marginkit ledger`: equity >= initial margin after it, under one profile.
+
+    Read before the ledger's write transaction: the market, the asset kinds and the entry prices.
+    """
+    chosen = choose_profile(None, profile, None)
+    data = _market_data(market)
+    kinds = {name: asset.kind for name, asset in ledger.assets(refresh=True).items()}
+    entries = ledger.positions()
+
+    def check(snapshot: AccountSnapshot) -> bool:
+        stored = {snapshot.account: {**snapshot.collateral, **snapshot.positions}}
+        try:
+            resolved = resolve(parse_book(_ledger_book_data(data, stored, kinds, entries)))
+        except InputError as error:
+            raise error.in_file(str(market)) from None
+        requirements = MODELS[chosen.model](resolved, chosen)
+        state = account_state(resolved, requirements)
+        return bool(state.equity[0] >= requirements.initial_margin[0])
+
+    return check
 
 
 @app.command()
@@ -120,23 +228,28 @@ def compare(
     models_option: Annotated[str | None, typer.Option(
         "--models", help="Comma-separated models or profiles (default: every shipped profile that covers BOOK).")
     ] = None,
+    collateral: CollateralOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """The same book under several models and profiles side by side (capital efficiency)."""
     try:
-        resolved = _load(book)
+        resolved = with_collateral(_load(book), collateral, str(book))
         profiles: list[Profile] = []
+        results: list[dict[str, Any]] = []
+        skipped: list[dict[str, str]] = []
         names = [n.strip() for n in models_option.split(",")] if models_option else None
         catalogue = shipped_profiles()
         for name in names or sorted(catalogue):
-            if name in catalogue:
+            if name in catalogue and catalogue[name].model == "collateral":
+                if names:
+                    raise InputError(f"{name!r} is a collateral profile: pass it with --collateral", field="--models")
+                skipped.append({"profile": name, "reason": "a collateral profile (use --collateral)"})
+            elif name in catalogue:
                 profiles.append(catalogue[name])
             elif name in MODELS:
                 profiles.extend(p for p in catalogue.values() if p.model == name)
             else:
                 raise InputError(f"{name!r} is neither a model nor a shipped profile", field="--models")
-        results: list[dict[str, Any]] = []
-        skipped: list[dict[str, str]] = []
         for chosen in profiles:
             try:
                 results.append(margin_result(resolved, chosen))
@@ -195,6 +308,32 @@ def conformance(
         print("\n".join(report_lines(report)))
     if report.failed:
         raise typer.Exit(3)
+
+
+@app.command("collateral")
+def collateral_command(
+    book: Annotated[Path, typer.Argument(help="Book file (.json, .yaml, .yml).")],
+    collateral: CollateralOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """What each account's collateral counts for, per asset and chain, with the haircuts applied and why."""
+    try:
+        resolved = _load(book)
+        schedule = load_collateral_schedule(collateral) if collateral is not None else None
+        try:
+            valuation = value_collateral(resolved, schedule)
+        except InputError as error:
+            raise error.in_file(str(book)) from None
+        document = collateral_document(resolved, valuation)
+    except InputError as error:
+        _fail(error)
+    if as_json:
+        print(json.dumps(document, indent=2))
+    else:
+        print_collateral(console, document)
+
+
+app.add_typer(ledger_app(ledger_margin_check), name="ledger")
 
 
 def main() -> None:

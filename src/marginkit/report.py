@@ -6,11 +6,13 @@ import math
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from marginkit.accounts import AccountState
 from marginkit.book import Book
+from marginkit.collateral import CollateralValuation
 from marginkit.models.requirements import Requirements
 
 
@@ -64,13 +66,29 @@ def margin_document(book: Book, requirements: Requirements, state: AccountState)
             "worst_scenario": None,
             "positions": positions,
             **(dict(requirements.explanations[a]) if requirements.explanations is not None else {}),
+            **_collateral_fields(book, state, a),
         })
-    return {
+    document: dict[str, Any] = {
         "model": requirements.model,
         "profile": requirements.profile,
         "profile_version": requirements.profile_version,
         "as_of": _time(book.as_of),
         "accounts": accounts,
+    }
+    if book.collateral_profile is not None:
+        document["collateral_profile"], document["collateral_profile_version"] = book.collateral_profile
+    return document
+
+
+def _collateral_fields(book: Book, state: AccountState, account: int) -> dict[str, Any]:
+    """Under a collateral profile (docs/collateral.md): equity with initial and with maintenance haircuts."""
+    if state.equity_initial is None or state.equity_maintenance is None:
+        return {}
+    tiers = book.credit_tier
+    return {
+        "equity_initial": _number(state.equity_initial[account]),
+        "equity_maintenance": _number(state.equity_maintenance[account]),
+        "credit_tier": tiers[account] if len(tiers) == book.account_count else None,
     }
 
 
@@ -173,3 +191,91 @@ def print_explanation(console: Console, document: dict[str, Any]) -> None:
     for underlying, price in document["liquidation_prices"].items():
         prices.add_row(underlying, _fmt(price))
     console.print(prices)
+
+
+def collateral_document(book: Book, valuation: CollateralValuation) -> dict[str, Any]:
+    """The `marginkit collateral --json` document: per account, each asset and chain's contribution (USD)."""
+    schedule = valuation.schedule
+    order = np.argsort(valuation.lot_account, kind="stable")
+    starts = valuation.lot_account[order].searchsorted(range(book.account_count + 1))
+    accounts: list[dict[str, Any]] = []
+    for a, account_id in enumerate(book.account_ids):
+        rows = [_lot_row(book, valuation, int(lot)) for lot in order[int(starts[a]):int(starts[a + 1])]]
+        accounts.append({
+            "id": account_id,
+            "credit_tier": valuation.credit_tier[a],
+            "initial_margin_multiplier": _number(valuation.initial_margin_multiplier[a]),
+            "concentration_limit": _number(valuation.concentration_limit[a]),
+            "market_value_usd": _number(valuation.account_market_value[a]),
+            "initial_value_usd": _number(valuation.account_initial_value[a]),
+            "maintenance_value_usd": _number(valuation.account_maintenance_value[a]),
+            "balances": rows,
+        })
+    return {"collateral_profile": schedule.name, "collateral_profile_version": schedule.version,
+            "as_of": _time(book.as_of), "currency": "USD", "accounts": accounts}
+
+
+def _lot_row(book: Book, v: CollateralValuation, lot: int) -> dict[str, Any]:
+    chain = int(v.lot_chain[lot])
+    market = float(v.market_value[lot])
+    initial = float(v.initial_value[lot])
+    maintenance = float(v.maintenance_value[lot])
+    kind = v.schedule_kind[int(v.lot_asset[lot])]
+    reasons: list[str] = []
+    if v.balance[lot] < 0:
+        reasons.append("loan: full value")
+    else:
+        if v.pending[lot] > 0:
+            reasons.append(f"not final: {_fmt(float(v.pending[lot]))} pending")
+        initial_ratio = float(v.schedule_ratio_initial[lot])
+        maintenance_ratio = float(v.schedule_ratio_maintenance[lot])
+        if kind != "none" and (initial_ratio < 1 or maintenance_ratio < 1):
+            reasons.append(f"{kind} schedule: ratio {_fmt(initial_ratio, 6)}" if initial_ratio == maintenance_ratio else
+                           f"{kind} schedule: ratio {_fmt(initial_ratio, 6)} initial, "
+                           f"{_fmt(maintenance_ratio, 6)} maintenance")
+        if v.add_on[lot] > 0:
+            reasons.append(f"chain add-on {_fmt(float(v.add_on[lot]), 6)}")
+        if v.halted[lot]:
+            reasons.append("chain halted: 0 for initial margin")
+        if v.concentration_cut[lot] > 0:
+            reasons.append(f"concentration limit {_fmt(float(v.concentration_limit[int(v.lot_account[lot])]), 6)}")
+    return {
+        "asset": book.assets[int(v.lot_asset[lot])],
+        "chain": book.chains[chain] if chain >= 0 else None,
+        "balance": _number(v.balance[lot]),
+        "index_price": _number(v.price[lot]),
+        "market_value_usd": _number(market),
+        "initial_value_usd": _number(initial),
+        "maintenance_value_usd": _number(maintenance),
+        "haircut_initial": _number(1.0 - initial / market) if market > 0 else 0.0,
+        "haircut_maintenance": _number(1.0 - maintenance / market) if market > 0 else 0.0,
+        "schedule": kind,
+        "schedule_ratio_initial": _number(v.schedule_ratio_initial[lot]),
+        "schedule_ratio_maintenance": _number(v.schedule_ratio_maintenance[lot]),
+        "chain_add_on": _number(v.add_on[lot]),
+        "halted": bool(v.halted[lot]),
+        "not_final": _number(v.pending[lot]),
+        "concentration_cut_usd": _number(v.concentration_cut[lot]),
+        "reasons": reasons,
+    }
+
+
+def print_collateral(console: Console, document: dict[str, Any]) -> None:
+    """Each account's collateral per asset and chain, with the haircuts applied and why."""
+    profile = document["collateral_profile"] or "no collateral profile (no haircuts)"
+    version = f" ({document['collateral_profile_version']})" if document["collateral_profile_version"] else ""
+    table = Table(title=f"collateral · {profile}{version} · {document['as_of']} · USD", title_justify="left")
+    for column in ("account", "asset", "chain", "balance", "index", "value", "initial value", "maintenance value",
+                   "why"):
+        table.add_column(column, justify="right" if column in ("balance", "index", "value", "initial value",
+                                                               "maintenance value") else "left")
+    for account in document["accounts"]:
+        tier = f" [{account['credit_tier']}]" if account["credit_tier"] else ""
+        for row in account["balances"]:
+            table.add_row(account["id"] + tier, row["asset"], row["chain"] or "—", _fmt(row["balance"]),
+                          _fmt(row["index_price"]), _fmt(row["market_value_usd"]), _fmt(row["initial_value_usd"]),
+                          _fmt(row["maintenance_value_usd"]), "; ".join(row["reasons"]) or "—")
+        table.add_row(account["id"] + tier, "total", "", "", "", _fmt(account["market_value_usd"]),
+                      _fmt(account["initial_value_usd"]), _fmt(account["maintenance_value_usd"]), "",
+                      end_section=True)
+    console.print(table)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -47,6 +48,19 @@ class Position:
 
 
 @dataclass(frozen=True, slots=True)
+class Deposit:
+    """A deposit of `amount` of `asset` on `chain` received at `time` (UTC); part of that chain's balance.
+
+    It counts as collateral only once final: `time` + the chain's finality delay ≤ as_of (docs/collateral.md).
+    """
+
+    asset: str
+    chain: str
+    amount: float
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Account:
     """An account: margin mode, collateral balances per asset (negative = loan) and positions.
 
@@ -63,9 +77,18 @@ class Account:
         default_factory=lambda: MappingProxyType({})
     )
     positions: tuple[Position, ...] = ()
+    credit_tier: str | None = None  # a collateral profile maps it to an IM multiplier and a concentration limit
+    # per asset, the part of `collateral` held on each chain ({asset: {chain: amount}}); the rest is on no chain
+    collateral_chains: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: MappingProxyType({}))
+    deposits: tuple[Deposit, ...] = ()  # recent deposits, part of their chain's balance (finality)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "collateral", _frozen(self.collateral))
+        object.__setattr__(
+            self,
+            "collateral_chains",
+            MappingProxyType({k: _frozen(v) for k, v in self.collateral_chains.items()}),
+        )
         object.__setattr__(
             self,
             "isolated_margin",

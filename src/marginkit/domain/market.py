@@ -35,9 +35,10 @@ class MarketSnapshot:
     surfaces: Mapping[str, Mapping[datetime, SviSlice]] = field(default_factory=dict)
     rates: Mapping[str, float] = field(default_factory=dict)
     open_interest: Mapping[str, float] = field(default_factory=dict)
+    chain_status: Mapping[str, str] = field(default_factory=dict)  # chain -> active | halted (absent: active)
 
     def __post_init__(self) -> None:
-        for name in ("index", "marks", "forwards", "vols", "rates", "open_interest"):
+        for name in ("index", "marks", "forwards", "vols", "rates", "open_interest", "chain_status"):
             object.__setattr__(self, name, _proxy(getattr(self, name)))
         object.__setattr__(
             self, "surfaces", MappingProxyType({k: _proxy(v) for k, v in self.surfaces.items()})

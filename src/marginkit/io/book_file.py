@@ -11,6 +11,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from marginkit.domain import (
     Account,
     BookSpec,
+    Deposit,
     Instrument,
     InstrumentType,
     MarginMode,
@@ -85,6 +86,7 @@ class MarketRecord(_Strict):
     surfaces: dict[Name, dict[Name, SviRecord]] = {}
     rates: dict[Name, Finite] = {}
     open_interest: dict[Name, NonNegative] = {}
+    chain_status: dict[Name, Literal["active", "halted"]] = {}  # docs/collateral.md: absent = active
 
 
 class PositionRecord(_Strict):
@@ -95,6 +97,13 @@ class PositionRecord(_Strict):
     position_side: Literal["both", "long", "short"] | None = None
 
 
+class DepositRecord(_Strict):
+    asset: Name
+    chain: Name
+    amount: Positive
+    time: UtcTime
+
+
 class AccountRecord(_Strict):
     id: Name
     mode: Literal["isolated", "cross", "portfolio"]
@@ -103,6 +112,9 @@ class AccountRecord(_Strict):
     collateral: dict[Name, Finite] = {}
     isolated_margin: dict[Name, dict[Name, NonNegative]] = {}
     positions: list[PositionRecord] = []
+    credit_tier: Name | None = None  # docs/collateral.md: a collateral profile's credit tier
+    collateral_chains: dict[Name, dict[Name, NonNegative]] = {}  # {asset: {chain: amount}}, part of `collateral`
+    deposits: list[DepositRecord] = []  # recent deposits, part of their chain's balance
 
 
 class BookRecord(_Strict):
@@ -191,6 +203,7 @@ def _market(book: BookRecord, instruments: dict[str, InstrumentRecord]) -> Marke
         surfaces=surfaces,
         rates=market.rates,
         open_interest=market.open_interest,
+        chain_status=market.chain_status,
     )
 
 
@@ -251,6 +264,7 @@ def _account(index: int, record: AccountRecord, book: BookRecord,
                 f"isolated margin assigned ({assigned:g}) exceeds the balance ({balance:g})",
                 field=f"{where}.isolated_margin",
             )
+    deposits = _check_chains(where, record, book)
     return Account(
         id=record.id,
         mode=MarginMode(record.mode),
@@ -259,7 +273,38 @@ def _account(index: int, record: AccountRecord, book: BookRecord,
         collateral=record.collateral,
         isolated_margin=record.isolated_margin,
         positions=tuple(positions),
+        credit_tier=record.credit_tier,
+        collateral_chains=record.collateral_chains,
+        deposits=deposits,
     )
+
+
+def _check_chains(where: str, record: AccountRecord, book: BookRecord) -> tuple[Deposit, ...]:
+    """Chain balances are part of `collateral`; deposits are part of their chain's balance, not after as_of."""
+    for asset, chains in record.collateral_chains.items():
+        at = f"{where}.collateral_chains.{asset}"
+        if asset not in record.collateral:
+            raise InputError(f"{asset!r} is not in the account's collateral", field=at)
+        on_chains = sum(chains.values())
+        if on_chains > max(record.collateral[asset], 0.0) * (1 + 1e-12):
+            raise InputError(f"balances on chains ({on_chains:g}) exceed the balance ({record.collateral[asset]:g})",
+                             field=at)
+    deposited: dict[tuple[str, str], float] = {}
+    deposits: list[Deposit] = []
+    for k, entry in enumerate(record.deposits):
+        at = f"{where}.deposits[{k}]"
+        if entry.chain not in record.collateral_chains.get(entry.asset, {}):
+            raise InputError(f"no {entry.asset} balance on chain {entry.chain!r} in collateral_chains",
+                             field=f"{at}.chain")
+        if entry.time > book.as_of:
+            raise InputError("a deposit cannot be after as_of", field=f"{at}.time")
+        key = (entry.asset, entry.chain)
+        deposited[key] = deposited.get(key, 0.0) + entry.amount
+        if deposited[key] > record.collateral_chains[entry.asset][entry.chain] * (1 + 1e-12):
+            raise InputError(f"deposits ({deposited[key]:g}) exceed the {entry.asset} balance on {entry.chain}",
+                             field=f"{at}.amount")
+        deposits.append(Deposit(entry.asset, entry.chain, entry.amount, entry.time))
+    return tuple(deposits)
 
 
 def _instrument(record: InstrumentRecord) -> Instrument:
