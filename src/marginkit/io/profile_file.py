@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -61,3 +61,20 @@ def parse_profile(data: Any, path: str | None = None) -> Profile:
 def load_profile_file(path: str | Path) -> Profile:
     """Read a profile file (.yaml, .yml, .json); errors name the file and the key path."""
     return parse_profile(load_structured(path), str(path))
+
+
+class StrictParameters(BaseModel):
+    """Base of every model's parameter schema: unknown keys are an error, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+SchemaT = TypeVar("SchemaT", bound=BaseModel)
+
+
+def parse_parameters(profile: Profile, schema: type[SchemaT]) -> SchemaT:
+    """Validate a profile's `parameters` with a model's schema; InputError names the key path and the file."""
+    try:
+        return schema.model_validate(profile.parameters)
+    except ValidationError as error:
+        raise from_validation_error(error, prefix="parameters").in_file(profile.path or profile.name) from None

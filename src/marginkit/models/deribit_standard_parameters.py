@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, ConfigDict, Field
 
-from marginkit.io.profile_file import Profile
-from marginkit.io.validation_errors import from_validation_error
+from marginkit.io.profile_file import Profile, StrictParameters, parse_parameters
 
 Rate = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0, lt=1)]
 Slope = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictParameters
 
 
 class FutureRates(_Strict):
@@ -72,7 +70,4 @@ class DeribitStandardParameters(_Strict):
 
 def parse_deribit_standard_parameters(profile: Profile) -> DeribitStandardParameters:
     """Validate a deribit-standard profile's `parameters`; InputError names the key path and the file."""
-    try:
-        return DeribitStandardParameters.model_validate(profile.parameters)
-    except ValidationError as error:
-        raise from_validation_error(error, prefix="parameters").in_file(profile.path or profile.name) from None
+    return parse_parameters(profile, DeribitStandardParameters)

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from marginkit.errors import InputError
-from marginkit.io.profile_file import Profile
-from marginkit.io.validation_errors import from_validation_error
+from marginkit.io.profile_file import Profile, StrictParameters, parse_parameters
 
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)]
@@ -32,8 +31,7 @@ CURRENCY_KEYS = ("pnl_offset", "max_offsetable_pnl", "annualised_move_risk", "mi
                  "extended_dampener", "haircut", "equity_side_impact", "correlation_set")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictParameters
 
 
 class General(_Strict):
@@ -78,10 +76,10 @@ class Rounding(_Strict):
 class DeribitPmParameters(_Strict):
     method: Literal["deribit-pme"]
     general: General = General()
-    currency_pair: dict[str, CurrencyPair] = {}
-    currency: dict[str, Currency] = {}
+    currency_pair: dict[str, CurrencyPair] = Field(default_factory=dict)
+    currency: dict[str, Currency] = Field(default_factory=dict)
     defaults: Flat = Flat()
-    underlyings: dict[str, Flat] = {}
+    underlyings: dict[str, Flat] = Field(default_factory=dict)
     rounding: Rounding = Rounding()
 
 
@@ -93,10 +91,7 @@ REQUIRED = ("mm_factor", "buckets_count", "price_range", "volatility_range_up", 
 
 def parse_deribit_pm_parameters(profile: Profile) -> DeribitPmParameters:
     """Validate a deribit-pm profile's `parameters`; InputError names the key path and the file."""
-    try:
-        return DeribitPmParameters.model_validate(profile.parameters)
-    except ValidationError as error:
-        raise from_validation_error(error, prefix="parameters").in_file(profile.path or profile.name) from None
+    return parse_parameters(profile, DeribitPmParameters)
 
 
 def coin_settings(parameters: DeribitPmParameters, coin: str) -> dict[str, Any] | None:

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from marginkit.io.profile_file import Profile
-from marginkit.io.validation_errors import from_validation_error
+from marginkit.io.profile_file import Profile, StrictParameters, parse_parameters
 
 Rate = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0, le=10)]
 Money = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictParameters
 
 
 class ShortOptionRates(_Strict):
@@ -49,7 +47,4 @@ class StrategyParameters(_Strict):
 
 def parse_strategy_parameters(profile: Profile) -> StrategyParameters:
     """Validate a strategy-based profile's `parameters`; InputError names the key path and the file."""
-    try:
-        return StrategyParameters.model_validate(profile.parameters)
-    except ValidationError as error:
-        raise from_validation_error(error, prefix="parameters").in_file(profile.path or profile.name) from None
+    return parse_parameters(profile, StrategyParameters)
