@@ -26,7 +26,7 @@ from marginkit.errors import ModelRefusal
 from marginkit.io.profile_file import Profile
 from marginkit.models.coverage import refuse_positions
 from marginkit.models.portfolio_deribit_parameters import coin_settings, parse_deribit_pm_parameters
-from marginkit.models.requirements import Requirements
+from marginkit.models.requirements import LazyRows, Requirements
 from marginkit.pricing import black76_price
 from marginkit.scenarios import group_positions, reduce_scenarios
 from marginkit.scenarios.kernel import scenario_pnl
@@ -338,33 +338,34 @@ def scenario_table(book: Book, profile: Profile, account: int) -> list[dict[str,
 
 
 def _worst_scenarios(book: Book, group_account: I64, group_coin: I64, worst_case: F64, standard: Any,
-                     extended_worst: F64, extended_column: I64, moves: F64, count: int) -> tuple[dict[str, Any], ...]:
-    """Each account's worst scenario: that of its pair with the largest worst case."""
-    result: list[dict[str, Any]] = [{"worst_scenario": None} for _ in range(count)]
+                     extended_worst: F64, extended_column: I64, moves: F64, count: int) -> LazyRows:
+    """Each account's worst scenario: that of its pair with the largest worst case (rows built when read)."""
     order = np.lexsort((-worst_case, group_account))
-    seen: set[int] = set()
-    for g in order:
-        a = int(group_account[g])
-        if a in seen:
-            continue
-        seen.add(a)
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = group_account[order][1:] != group_account[order][:-1]
+    best_group = np.full(count, -1, dtype=np.int64)
+    best_group[group_account[order][first]] = order[first]
+    grid_row = {int(c): int(np.flatnonzero(book.underlying == c)[0]) for c in np.unique(group_coin)
+                if np.any(book.underlying == c)}
+
+    def row(account: int) -> dict[str, Any]:
+        g = int(best_group[account])
+        if g < 0 or worst_case[g] <= 0:
+            return {"worst_scenario": None}
         coin = int(group_coin[g])
-        if worst_case[g] <= 0:
-            continue
-        instrument_rows = np.flatnonzero(book.underlying == coin)
-        grid = moves[instrument_rows[0]] if instrument_rows.size else None
+        grid = moves[grid_row[coin]] if coin in grid_row else None
         if standard.worst_pnl[g] <= extended_worst[g]:
             column = int(standard.worst_scenario[g])
             bucket, slot = divmod(column, 3)
             vol = VOL_SLOTS[slot]
-            result[a] = {"worst_scenario": {
+            return {"worst_scenario": {
                 "underlying": book.assets[coin], "source": "standard", "bucket": bucket + 1,
                 "index": 3 * bucket + PUBLISHED_SLOT[vol], "vol_move": vol,
                 "price_move": float(grid[column]) if grid is not None else None,
                 "side": "left" if grid is not None and grid[column] < 0 else "right"}}
-        else:
-            column = int(extended_column[g])
-            result[a] = {"worst_scenario": {
-                "underlying": book.assets[coin], "source": "extended", "index": column, "vol_move": "up",
-                "price_move": float(EXTENDED_MOVES[column]), "side": "left" if EXTENDED_MOVES[column] < 0 else "right"}}
-    return tuple(result)
+        column = int(extended_column[g])
+        return {"worst_scenario": {
+            "underlying": book.assets[coin], "source": "extended", "index": column, "vol_move": "up",
+            "price_move": float(EXTENDED_MOVES[column]), "side": "left" if EXTENDED_MOVES[column] < 0 else "right"}}
+
+    return LazyRows(count, row)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +12,22 @@ from numpy.typing import NDArray
 F64 = NDArray[np.float64]
 I32 = NDArray[np.int32]
 B = NDArray[np.bool_]
+
+
+class LazyRows(Sequence[Mapping[str, Any]]):
+    """Per-account explanation rows built only when read (a million accounts need not build a million dicts)."""
+
+    def __init__(self, count: int, build: Callable[[int], Mapping[str, Any]]) -> None:
+        self._count = count
+        self._build = build
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: int) -> Mapping[str, Any]:  # type: ignore[override]
+        if not -self._count <= index < self._count:
+            raise IndexError(index)
+        return self._build(index % self._count)
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,7 +60,7 @@ class Requirements:
     maintenance_margin: F64
     components: Mapping[str, F64] = field(default_factory=dict)
     positions: PositionFigures | None = None
-    explanations: tuple[Mapping[str, Any], ...] | None = None  # per account, JSON-ready (e.g. the pairing chosen)
+    explanations: Sequence[Mapping[str, Any]] | None = None  # per account, JSON-ready (e.g. the pairing chosen)
 
     def __post_init__(self) -> None:
         for name in ("initial_margin", "maintenance_margin"):
