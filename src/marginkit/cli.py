@@ -17,9 +17,12 @@ from rich.table import Table
 from marginkit.accounts import account_state, apply_credit_tier
 from marginkit.book import Book, resolve
 from marginkit.collateral import apply_collateral, load_collateral_schedule, value_collateral
+from marginkit.comparison import print_efficiency, run_comparison
+from marginkit.comparison_report import write_comparison_report
 from marginkit.conformance import report_document, report_lines, run_suite
-from marginkit.errors import InputError, ModelRefusal
+from marginkit.errors import InputError
 from marginkit.explain import explain_account
+from marginkit.import_commands import import_app
 from marginkit.io import load_book
 from marginkit.io.book_file import parse_book
 from marginkit.io.profile_file import Profile, load_profile_file
@@ -36,6 +39,16 @@ from marginkit.report import (
     print_explanation,
     print_margin,
 )
+from marginkit.validation.backtest import (
+    BacktestSeries,
+    backtest_book,
+    backtest_document,
+    book_backtest_document,
+    load_history,
+)
+from marginkit.validation.chart import write_backtest_report
+from marginkit.validation.series import read_series
+from marginkit.validation.text import print_backtest
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="marginkit: derivatives margin under every model that matters.")
@@ -229,13 +242,23 @@ def compare(
         "--models", help="Comma-separated models or profiles (default: every shipped profile that covers BOOK).")
     ] = None,
     collateral: CollateralOption = None,
+    history: Annotated[Path | None, typer.Option(
+        "--history", help="Market history (CSV/Parquet): backtest each profile (coverage, zone, procyclicality).")
+    ] = None,
+    report: Annotated[Path | None, typer.Option(
+        "--report", help="Write an HTML report with charts (self-contained, opens offline).")] = None,
+    level: Annotated[float, typer.Option("--level", help="With --history: the coverage level tested.")] = 0.99,
+    horizon: Annotated[int, typer.Option("--horizon", help="With --history: margin period of risk, days.")] = 1,
     as_json: JsonFlag = False,
 ) -> None:
-    """The same book under several models and profiles side by side (capital efficiency)."""
+    """The same book under several models and profiles side by side: IM, MM, IM ÷ notional, offset benefit."""
     try:
-        resolved = with_collateral(_load(book), collateral, str(book))
+        try:
+            spec = load_book(book)
+        except InputError as error:
+            raise error.in_file(str(book)) from None
+        resolved = with_collateral(resolve(spec), collateral, str(book))
         profiles: list[Profile] = []
-        results: list[dict[str, Any]] = []
         skipped: list[dict[str, str]] = []
         names = [n.strip() for n in models_option.split(",")] if models_option else None
         catalogue = shipped_profiles()
@@ -250,20 +273,25 @@ def compare(
                 profiles.extend(p for p in catalogue.values() if p.model == name)
             else:
                 raise InputError(f"{name!r} is neither a model nor a shipped profile", field="--models")
-        for chosen in profiles:
-            try:
-                results.append(margin_result(resolved, chosen))
-            except ModelRefusal as refusal:
-                if names and chosen.name in names:
-                    raise refusal.in_file(str(book)) from None
-                skipped.append({"profile": chosen.name, "reason": str(refusal)})
+        try:
+            comparison = run_comparison(
+                spec, resolved, profiles, book_path=str(book), requested=names, not_covered=skipped,
+                prepare=lambda split: with_collateral(split, collateral, str(book)),
+                history=history, level=level, horizon=horizon)
+        except InputError as error:
+            raise error.in_file(str(book)) from None
+        if report is not None:
+            write_comparison_report(report, comparison, str(book))
     except InputError as error:
         _fail(error)
+    document = comparison.document()
     if as_json:
-        print(json.dumps({"as_of": results[0]["as_of"] if results else None, "results": results,
-                          "not_covered": skipped}, indent=2))
+        print(json.dumps(document, indent=2))
     else:
-        print_comparison(console, results, skipped)
+        print_comparison(console, comparison.results, comparison.not_covered)
+        print_efficiency(console, document)
+        if report is not None:
+            console.print(f"report: {report}")
 
 
 @app.command()
@@ -333,7 +361,65 @@ def collateral_command(
         print_collateral(console, document)
 
 
+@app.command()
+def backtest(
+    book: Annotated[Path | None, typer.Argument(help="Book file (.json, .yaml, .yml); or give --series.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model name (its default profile).")] = None,
+    profile: Annotated[str | None, typer.Option("--profile", help="A shipped profile.")] = None,
+    params: Annotated[Path | None, typer.Option("--params", help="A profile file of your own.")] = None,
+    history: Annotated[Path | None, typer.Option(
+        "--history", help="Index levels per day: CSV `date,UNDERLYING,...` (or what MarketHistory reads).")] = None,
+    series: Annotated[Path | None, typer.Option(
+        "--series", help="A margin series made elsewhere: CSV `date,requirement,realised_loss`.")] = None,
+    level: Annotated[float, typer.Option("--level", help="Coverage level the margin targets.")] = 0.99,
+    horizon: Annotated[int | None, typer.Option(
+        "--horizon", help="Margin period of risk in days (BOOK runs; default: the profile's, else 1).")] = None,
+    account: Annotated[str | None, typer.Option("--account", help="Backtest only this account.")] = None,
+    measure: Annotated[str, typer.Option(
+        "--measure", help="initial_margin or maintenance_margin (BOOK runs).")] = "initial_margin",
+    report: Annotated[Path | None, typer.Option("--report", help="Write an HTML chart (plotly, offline).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Backtest margin against realised losses: Kupiec, Christoffersen, traffic light, per year, procyclicality."""
+    try:
+        if not 0.0 < level < 1.0:
+            raise InputError(f"the level must be in (0, 1), got {level}", field="--level")
+        charted: Mapping[str, BacktestSeries]
+        if series is not None:
+            if book is not None or history is not None:
+                raise InputError("give --series alone, or BOOK with --history", field="--series")
+            chosen_series = read_series(series)
+            document = {"source": "series", "file": str(series), **backtest_document(chosen_series, level)}
+            charted = {"series": chosen_series}
+        else:
+            if book is None or history is None:
+                raise InputError("give BOOK with --history FILE, or --series FILE", field="BOOK" if book is None
+                                 else "--history")
+            chosen = choose_profile(model, profile, params)
+            try:
+                spec = load_book(book)
+            except InputError as error:
+                raise error.in_file(str(book)) from None
+            levels = load_history(history)
+            try:
+                charted = backtest_book(spec, chosen, levels, horizon=horizon, measure=measure,
+                                        accounts=[account] if account is not None else None)
+                document = book_backtest_document(spec, chosen, levels, level=level, horizon=horizon,
+                                                  measure=measure, computed=charted)
+            except InputError as error:
+                raise error.in_file(str(history) if error.field == "--history" else str(book)) from None
+        if report is not None:
+            write_backtest_report(report, charted, document)
+    except InputError as error:
+        _fail(error)
+    if as_json:
+        print(json.dumps(document, indent=2))
+    else:
+        print_backtest(console, document)
+
+
 app.add_typer(ledger_app(ledger_margin_check), name="ledger")
+app.add_typer(import_app, name="import")
 
 
 def main() -> None:

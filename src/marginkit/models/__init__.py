@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from marginkit.book import Book
 from marginkit.io.profile_file import Profile
-from marginkit.models import deribit_standard, portfolio, span, strategy_based, tiered
+from marginkit.models import deribit_standard, portfolio, span, strategy_based, tiered, var
 from marginkit.models.requirements import PositionFigures, Requirements
 
 ModelFunction = Callable[[Book, Profile], Requirements]
@@ -17,6 +17,7 @@ MODELS: dict[str, ModelFunction] = {
     strategy_based.MODEL: strategy_based.margin,
     portfolio.MODEL: portfolio.margin,
     span.MODEL: span.margin,
+    var.MODEL: var.margin,  # VaR/ES from market history: margin(book, profile, history=...) (models/var.py)
 }
 
 DEFAULT_PROFILES: dict[str, str] = {
@@ -25,6 +26,7 @@ DEFAULT_PROFILES: dict[str, str] = {
     strategy_based.MODEL: "cboe-finra",
     portfolio.MODEL: "deribit-pm",
     span.MODEL: "span-crypto",
+    var.MODEL: "historical-var-99",
 }
 
 __all__ = ["DEFAULT_PROFILES", "MODELS", "PositionFigures", "Requirements"]

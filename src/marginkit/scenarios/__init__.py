@@ -9,6 +9,7 @@ from marginkit.scenarios.kernel import (
     reduce_scenarios,
     scenario_pnl,
 )
+from marginkit.scenarios.tail import TailStatistics, tail_statistics
 
 __all__ = [
     "GroupedPositions",
@@ -16,7 +17,9 @@ __all__ = [
     "ScenarioMatrix",
     "ScenarioReduction",
     "ScenarioState",
+    "TailStatistics",
     "group_positions",
     "reduce_scenarios",
     "scenario_pnl",
+    "tail_statistics",
 ]
