@@ -330,3 +330,19 @@ def test_sp500_cli_with_the_var_model_reports_coverage_and_zone_per_year(tmp_pat
     assert years["2008"]["exceptions"] > years["2006"]["exceptions"]
     assert years["2008"]["zone"] == "red" and years["2006"]["zone"] == "green"
     assert {"coverage", "zone", "days", "exceptions"} <= set(years["2008"])
+
+
+def test_the_readme_sp500_backtest_shows_the_2008_cluster(tmp_path: Path) -> None:
+    # examples/sp500-long.yaml: 100 units of the S&P 500, 99 % 1-day historical VaR over 250 days, arch's sample.
+    # 2008 (the crisis) exceeds the red threshold for 250 days at 99 % (10 exceptions); a calm year stays green.
+    example = Path(__file__).resolve().parents[2] / "examples" / "sp500-long.yaml"
+    report = tmp_path / "sp500.html"
+
+    result = CliRunner().invoke(app, ["backtest", str(example), "--profile", "historical-var-99-1d", "--history",
+                                      "sample:sp500", "--report", str(report), "--json"])
+
+    assert result.exit_code == 0, result.stderr
+    by_year = json.loads(result.stdout)["by_year"]
+    assert by_year["2008"]["exceptions"] >= 10 and by_year["2008"]["zone"] == "red"
+    assert by_year["2004"]["zone"] == "green"
+    assert report.stat().st_size > 100_000  # plotly.js inline: opens offline

@@ -206,9 +206,20 @@ def read_price_history(path: Path | str) -> PriceHistory:
         raise error.in_file(name) from None
 
 
+SAMPLES = ("sample:sp500", "sample:sp500-vix")
+
+
 def load_history(path: Path | str) -> Any:
     """A history file: a MarketHistory through `marginkit.io.market_history` where installed (CSV/Parquet,
-    `price.<UNDERLYING>` columns; models taking `history=` get it), else a PriceHistory (CSV)."""
+    `price.<UNDERLYING>` columns; models taking `history=` get it), else a PriceHistory (CSV).
+
+    `sample:sp500` (S&P 500 as `price.SPX`, 1999–2018) and `sample:sp500-vix` (with VIX as `vol.SPX`, 2014–2018)
+    name the daily series the `arch` package ships, read from the installed package.
+    """
+    if str(path) in SAMPLES:
+        from marginkit.io.market_history import sample_sp500_vix
+
+        return sample_sp500_vix(with_vix=str(path) == "sample:sp500-vix")
     if read_market_history is not None:
         try:
             return read_market_history(path)
