@@ -33,7 +33,6 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
-from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from typing import Any  # noqa: E402
@@ -47,6 +46,7 @@ from marginkit.domain import Instrument, InstrumentType  # noqa: E402
 from marginkit.models.requirements import Requirements  # noqa: E402
 from marginkit.models.tiered import margin  # noqa: E402
 from marginkit.profiles import Profile, shipped_profile  # noqa: E402
+from synthetic_books import max_relative_difference, timed  # noqa: E402
 
 F64 = NDArray[np.float64]
 SEED = 20250821
@@ -380,22 +380,6 @@ def reference_inputs(book: Book, profile: Profile, stop: int) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------------------
 # Measurement
 # ----------------------------------------------------------------------------------------------------------
-
-
-def timed(function: Callable[[], object], runs: int) -> tuple[list[float], Any]:
-    """Wall-clock seconds of each of `runs` calls, and the last call's result."""
-    seconds = []
-    result = None
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = function()
-        seconds.append(time.perf_counter() - start)
-    return seconds, result
-
-
-def max_relative_difference(ours: F64, theirs: F64) -> float:
-    scale = np.maximum(np.maximum(np.abs(ours), np.abs(theirs)), 1e-300)
-    return float(np.max(np.abs(ours - theirs) / scale, initial=0.0))
 
 
 def compare_prices(name: str, ours: F64, ours_defined: NDArray[np.bool_], theirs: F64) -> str:
