@@ -20,6 +20,9 @@ from marginkit.collateral import apply_collateral, load_collateral_schedule, val
 from marginkit.comparison import print_efficiency, run_comparison
 from marginkit.comparison_report import write_comparison_report
 from marginkit.conformance import report_document, report_lines, run_suite
+from marginkit.engine.monitor import read_events as read_price_events
+from marginkit.engine.simulate import MODES as SIMULATION_MODES
+from marginkit.engine.simulate import simulate as run_simulation
 from marginkit.errors import InputError
 from marginkit.explain import explain_account
 from marginkit.import_commands import import_app
@@ -416,6 +419,49 @@ def backtest(
         print(json.dumps(document, indent=2))
     else:
         print_backtest(console, document)
+
+
+@app.command()
+def simulate(
+    book: Annotated[Path, typer.Argument(help="Book file (.json, .yaml, .yml): linear futures and perpetuals.")],
+    path: Annotated[Path, typer.Option(
+        "--path", help="Price path: CSV `time,underlying,price` (or `time,instrument,price`), or JSON lines; "
+                       "times in seconds from the book's as_of, or epoch seconds.")],
+    mode: Annotated[str | None, typer.Option(
+        "--mode", help="isolated, cross or portfolio (default: all three).")] = None,
+    profile: Annotated[str | None, typer.Option("--profile", help="A shipped tiered profile.")] = None,
+    params: Annotated[Path | None, typer.Option("--params", help="A profile file of your own.")] = None,
+    insurance_fund: Annotated[str, typer.Option("--insurance-fund", help="The fund at the start.")] = "0",
+    as_json: JsonFlag = False,
+) -> None:
+    """Replay a price path over BOOK per margin mode: liquidations, losses, insurance fund, ADL, contagion."""
+    try:
+        if mode is not None and mode not in SIMULATION_MODES:
+            raise InputError(f"unknown mode {mode!r} (one of {', '.join(SIMULATION_MODES)})", field="--mode")
+        chosen = choose_profile("tiered" if profile is None and params is None else None, profile, params)
+        spec = load_book(book)
+        events = read_price_events(path)
+        try:
+            document = run_simulation(spec, events, chosen, [mode] if mode else SIMULATION_MODES,
+                                      insurance_fund=insurance_fund)
+        except InputError as error:
+            raise error.in_file(str(book)) from None
+    except InputError as error:
+        _fail(error)
+    if as_json:
+        print(json.dumps(document, indent=2))
+        return
+    table = Table(title=f"simulate {book.name} over {path.name} ({document['profile']})")
+    for column in ("mode", "liquidations", "accounts", "realised losses", "fund in", "fund paid", "ADL",
+                   "uncovered", "contagion"):
+        table.add_column(column)
+    for name, row in document["modes"].items():
+        fund = row["insurance_fund"]
+        table.add_row(name, str(row["liquidations"]), str(row["liquidated_accounts"]),
+                      f"{row['realised_losses']:,.2f}", f"{fund['fees_in'] + fund['surplus_in']:,.2f}",
+                      f"{fund['paid_out']:,.2f}", f"{row['adl_events']} ({row['adl_amount']:,.2f})",
+                      f"{row['uncovered']:,.2f}", str(row["contagion"]["positions_closed_in_profit"]))
+    console.print(table)
 
 
 app.add_typer(ledger_app(ledger_margin_check), name="ledger")

@@ -1,0 +1,221 @@
+"""The engine's mutable risk state: marks, positions, margin scopes and statuses as NumPy arrays.
+
+Built once from a resolved Book and one model's Requirements. A *scope* is what is margined together: an
+isolated position (its wallet + P&L against its maintenance margin) or a cross or portfolio account as a
+whole (its collateral + all P&L against the sum). Positions are delta-one linear contracts (futures and
+perpetuals) in one settlement currency; per position the requirement is notional × a rate, the rates taken
+from the model's per-position figures at the start (the tiered model's bracket at the initial mark), so a
+price event re-margins the affected positions with a few array operations (DESIGN.md principle 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from marginkit.accounts.state import HEALTHY, LIQUIDATION, MARGIN_CALL, STATUS_NAMES
+from marginkit.book import FUTURE, ISOLATED, PERPETUAL, Book
+from marginkit.errors import InputError
+from marginkit.models.requirements import Requirements
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+
+__all__ = ["HEALTHY", "LIQUIDATION", "MARGIN_CALL", "STATUS_NAMES", "RiskState", "ranges"]
+
+
+def ranges(starts: I64, ends: I64) -> I64:
+    """The concatenation of arange(start, end) for each pair, without a Python loop."""
+    lengths = ends - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = starts - (np.cumsum(lengths) - lengths)
+    result: I64 = np.repeat(offsets, lengths) + np.arange(total, dtype=np.int64)
+    return result
+
+
+@dataclass(eq=False)
+class RiskState:
+    """Mutable arrays of the engine: instruments, positions (sorted by account), scopes and accounts."""
+
+    account_ids: tuple[str, ...]
+    instrument_ids: tuple[str, ...]
+    underlyings: tuple[str, ...]
+    margin_asset: str
+    instrument_underlying: I64
+    contract_size: F64
+    fx: F64  # settlement currency per quote currency unit, per instrument
+    mark: F64
+    mark_time: F64
+    index: F64  # per underlying
+    position_account: I64
+    position_instrument: I64
+    position_scope: I64
+    quantity: F64
+    entry: F64
+    initial_rate: F64
+    maintenance_rate: F64
+    scope_account: I64
+    scope_isolated: NDArray[np.bool_]
+    scope_cash: F64  # isolated: the wallet; cross: the account's collateral (settlement currency)
+    scope_position_ptr: I64  # positions of scope s: [ptr[s], ptr[s+1])
+    account_scope_ptr: I64  # scopes of account a: [ptr[a], ptr[a+1])
+    free_cash: F64  # per account: collateral outside isolated wallets (isolated accounts)
+    instrument_ptr: I64  # positions of instrument i: order[ptr[i]:ptr[i+1]]
+    instrument_order: I64
+    status: NDArray[np.int8]  # per account
+    deadline: F64  # per account: margin-call deadline, inf if none
+
+    @classmethod
+    def from_book(cls, book: Book, requirements: Requirements) -> RiskState:
+        """Arrays of a Book of linear futures and perpetuals in one settlement currency, at the model's rates."""
+        kind = book.kind
+        if book.instruments and (((kind != FUTURE) & (kind != PERPETUAL)).any() or book.inverse.any()):
+            raise InputError("the engine margins linear futures and perpetuals only", field="instruments")
+        settlements = {int(s) for s in book.settlement[book.position_instrument]} or {int(book.settlement[0])}
+        if len(settlements) != 1:
+            raise InputError("the engine needs one settlement currency for the whole book", field="instruments")
+        settlement = settlements.pop()
+        figures = requirements.positions
+        if figures is None:
+            raise InputError(f"model {requirements.model!r} gives no per-position figures", field="model")
+        instrument = book.position_instrument.astype(np.int64)
+        account = book.position_account.astype(np.int64)
+        fx = book.asset_price[book.quote] / book.asset_price[settlement]
+        size = book.contract_size
+        notional = np.abs(book.quantity) * size[instrument] * book.mark[instrument] * fx[instrument]
+        safe = np.where(notional > 0, notional, 1.0)
+        initial_rate = np.where(notional > 0, figures.initial_margin / safe, 0.0)
+        maintenance_rate = np.where(notional > 0, figures.maintenance_margin / safe, 0.0)
+        cash = book.collateral @ book.asset_price / book.asset_price[settlement]
+        isolated = book.account_mode[account] == ISOLATED
+        wallet = figures.isolated_wallet if figures.isolated_wallet is not None else np.zeros(account.size)
+        wallet = np.where(isolated, wallet, 0.0)
+        # Wallets cannot exceed the account's collateral: scale them down where they would.
+        wanted = np.bincount(account, weights=wallet, minlength=book.account_count)
+        scale = np.where(wanted > cash, np.maximum(cash, 0.0) / np.where(wanted > 0, wanted, 1.0), 1.0)
+        wallet = wallet * scale[account]
+        free_cash = cash - np.bincount(account, weights=wallet, minlength=book.account_count)
+        # Scopes: one per isolated position, one per cross/portfolio account with positions; in position order.
+        new_scope = isolated.copy()
+        if account.size:
+            new_scope[0] = True
+            new_scope[1:] |= account[1:] != account[:-1]
+        position_scope = np.cumsum(new_scope) - 1
+        first = np.flatnonzero(new_scope)
+        scope_account = account[first]
+        scope_isolated = isolated[first]
+        scope_cash = np.where(scope_isolated, wallet[first], cash[scope_account])
+        scope_position_ptr = np.append(first, account.size).astype(np.int64)
+        account_scope_ptr = np.searchsorted(scope_account, np.arange(book.account_count + 1)).astype(np.int64)
+        order = np.argsort(instrument, kind="stable").astype(np.int64)
+        instrument_ptr = np.searchsorted(instrument[order], np.arange(len(book.instruments) + 1)).astype(np.int64)
+        underlying_assets = sorted({int(u) for u in book.underlying})
+        underlying_of = {a: n for n, a in enumerate(underlying_assets)}
+        state = cls(
+            account_ids=book.account_ids,
+            instrument_ids=book.instrument_ids,
+            underlyings=tuple(book.assets[a] for a in underlying_assets),
+            margin_asset=book.assets[settlement],
+            instrument_underlying=np.array([underlying_of[int(u)] for u in book.underlying], dtype=np.int64),
+            contract_size=size.astype(np.float64),
+            fx=fx.astype(np.float64),
+            mark=book.mark.astype(np.float64).copy(),
+            mark_time=np.full(len(book.instruments), book.as_of.timestamp()),
+            index=np.array([book.asset_price[a] / book.asset_price[settlement] for a in underlying_assets]),
+            position_account=account,
+            position_instrument=instrument,
+            position_scope=position_scope.astype(np.int64),
+            quantity=book.quantity.astype(np.float64).copy(),
+            entry=np.where(book.entry_price > 0, book.entry_price, book.mark[instrument]).astype(np.float64),
+            initial_rate=initial_rate,
+            maintenance_rate=maintenance_rate,
+            scope_account=scope_account,
+            scope_isolated=scope_isolated,
+            scope_cash=scope_cash.astype(np.float64),
+            scope_position_ptr=scope_position_ptr,
+            account_scope_ptr=account_scope_ptr,
+            free_cash=np.where(book.account_mode == ISOLATED, free_cash, 0.0),
+            instrument_ptr=instrument_ptr,
+            instrument_order=order,
+            status=np.zeros(book.account_count, dtype=np.int8),
+            deadline=np.full(book.account_count, np.inf),
+        )
+        state.status[:] = state.account_status(np.arange(book.account_count, dtype=np.int64))[0]
+        return state
+
+    @property
+    def account_count(self) -> int:
+        return len(self.account_ids)
+
+    def position_figures(self, positions: I64) -> tuple[F64, F64, F64]:
+        """P&L, initial and maintenance margin of positions at the current marks (settlement currency)."""
+        instrument = self.position_instrument[positions]
+        mark = self.mark[instrument]
+        scaled = self.quantity[positions] * self.contract_size[instrument] * self.fx[instrument]
+        pnl = scaled * (mark - self.entry[positions])
+        notional = np.abs(scaled) * mark
+        return pnl, notional * self.initial_rate[positions], notional * self.maintenance_rate[positions]
+
+    def scope_figures(self, scopes: I64) -> tuple[F64, F64, F64]:
+        """Equity, initial and maintenance margin of scopes (cash + Σ P&L, Σ IM, Σ MM)."""
+        equity, initial, maintenance, _ = self._scope_summary(scopes)
+        return equity, initial, maintenance
+
+    def _scope_summary(self, scopes: I64) -> tuple[F64, F64, F64, NDArray[np.bool_]]:
+        """Equity, initial and maintenance margin of scopes, and whether each still holds a position."""
+        starts = self.scope_position_ptr[scopes]
+        ends = self.scope_position_ptr[scopes + 1]
+        positions = ranges(starts, ends)
+        local = np.repeat(np.arange(scopes.size), ends - starts)
+        pnl, initial, maintenance = self.position_figures(positions)
+        count = scopes.size
+        equity: F64 = self.scope_cash[scopes] + np.bincount(local, weights=pnl, minlength=count)
+        initial_sum: F64 = np.bincount(local, weights=initial, minlength=count).astype(np.float64)
+        maintenance_sum: F64 = np.bincount(local, weights=maintenance, minlength=count).astype(np.float64)
+        open_scope: NDArray[np.bool_] = np.bincount(
+            local, weights=(self.quantity[positions] != 0).astype(np.float64), minlength=count) > 0
+        return equity, initial_sum, maintenance_sum, open_scope
+
+    def scope_status(self, scopes: I64) -> NDArray[np.int8]:
+        """healthy (equity ≥ IM), margin_call (≥ MM) or liquidation; a flat scope is healthy unless negative."""
+        equity, initial, maintenance, open_scope = self._scope_summary(scopes)
+        status = np.where(equity >= initial, HEALTHY, np.where(equity >= maintenance, MARGIN_CALL, LIQUIDATION))
+        status = np.where(open_scope | (equity < 0), status, HEALTHY)
+        result: NDArray[np.int8] = status.astype(np.int8)
+        return result
+
+    def account_status(self, accounts: I64) -> tuple[NDArray[np.int8], I64]:
+        """Each account's worst scope status, and the scopes of these accounts (concatenated)."""
+        starts = self.account_scope_ptr[accounts]
+        ends = self.account_scope_ptr[accounts + 1]
+        scopes = ranges(starts, ends)
+        local = np.repeat(np.arange(accounts.size), ends - starts)
+        status = np.zeros(accounts.size, dtype=np.int8)
+        if scopes.size:
+            np.maximum.at(status, local, self.scope_status(scopes))
+        return status, scopes
+
+    def accounts_of_instruments(self, instruments: I64) -> I64:
+        """Accounts holding any of the instruments (the CSR index instrument → positions → accounts)."""
+        ptr = self.instrument_ptr
+        positions = self.instrument_order[ranges(ptr[instruments], ptr[instruments + 1])]
+        result: I64 = np.unique(self.position_account[positions])
+        return result
+
+    def account_flat(self, account: int) -> bool:
+        start, end = self.account_scope_ptr[account], self.account_scope_ptr[account + 1]
+        if start == end:
+            return True
+        first, last = self.scope_position_ptr[start], self.scope_position_ptr[end]
+        return bool(np.all(self.quantity[first:last] == 0))
+
+    def account_equity(self) -> F64:
+        """Every account's equity: free cash + Σ over its scopes of cash + P&L (settlement currency)."""
+        scopes = np.arange(self.scope_account.size, dtype=np.int64)
+        equity = self.scope_figures(scopes)[0] if scopes.size else np.zeros(0)
+        result: F64 = self.free_cash + np.bincount(self.scope_account, weights=equity, minlength=self.account_count)
+        return result
