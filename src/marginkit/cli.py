@@ -464,6 +464,42 @@ def simulate(
     console.print(table)
 
 
+@app.command()
+def serve(
+    db: Annotated[str | None, typer.Option("--db", help="Ledger database URL or SQLite path (default: embedded).")
+                  ] = None,
+    market: Annotated[Path | None, typer.Option(
+        "--market", help="as_of, instruments and market (default: examples/usd-perpetuals's market).")] = None,
+    profile: Annotated[str | None, typer.Option("--profile", help="A shipped profile (default: tiered's).")] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    keys: Annotated[Path | None, typer.Option(
+        "--keys", help="API keys file: key -> account id or 'operator' (default: a fresh operator key, printed).")
+    ] = None,
+) -> None:
+    """Start the HTTP API (service/): accounts, ledger, margin, what-if, liquidations, events, /openapi.json."""
+    import uvicorn
+
+    from marginkit.service import create_app, generate_key, load_keys
+    from marginkit.service.app import DEFAULT_MARKET
+
+    try:
+        chosen = choose_profile(None, profile, None)
+        data = _market_data(market) if market is not None else DEFAULT_MARKET
+        mapping = load_keys(keys) if keys is not None else None
+        ledger = Ledger.open(db)
+    except InputError as error:
+        _fail(error)
+    if mapping is None:
+        operator_key = generate_key()
+        mapping = {operator_key: "operator"}
+        print(f"operator key (shown once): {operator_key}", flush=True)
+    try:
+        uvicorn.run(create_app(ledger, data, chosen, mapping), host=host, port=port, log_level="warning")
+    finally:
+        ledger.close()
+
+
 app.add_typer(ledger_app(ledger_margin_check), name="ledger")
 app.add_typer(import_app, name="import")
 
