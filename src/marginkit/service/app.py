@@ -305,17 +305,34 @@ class MarginService:
             return copy.deepcopy(section)
 
 
-def principal(request: Request, authorization: Annotated[str | None, Header()] = None,
-              x_api_key: Annotated[str | None, Header()] = None) -> str:
-    key = x_api_key
-    if key is None and authorization is not None:
-        scheme, _, value = authorization.partition(" ")
-        key = value.strip() if scheme.lower() == "bearer" else None
+def _holder(request: Request, key: str | None) -> str:
     holder = request.app.state.keys.get(key) if key else None
     if holder is None:
         raise ServiceError(401, "a valid API key is required (Authorization: Bearer <key> or X-API-Key)",
                            "authorization")
     return str(holder)
+
+
+def _header_key(authorization: str | None, x_api_key: str | None) -> str | None:
+    key = x_api_key
+    if key is None and authorization is not None:
+        scheme, _, value = authorization.partition(" ")
+        key = value.strip() if scheme.lower() == "bearer" else None
+    return key
+
+
+def principal(request: Request, authorization: Annotated[str | None, Header()] = None,
+              x_api_key: Annotated[str | None, Header()] = None) -> str:
+    return _holder(request, _header_key(authorization, x_api_key))
+
+
+def stream_principal(request: Request, authorization: Annotated[str | None, Header()] = None,
+                     x_api_key: Annotated[str | None, Header()] = None,
+                     key: Annotated[str | None, Query(max_length=256, description=(
+                         "The API key, for clients that cannot send headers (EventSource)"))] = None) -> str:
+    """The /events principal: a header key as everywhere, else the same key check on `?key=`."""
+    header = _header_key(authorization, x_api_key)
+    return _holder(request, header if header is not None else key)
 
 Principal = Annotated[str, Depends(principal)]
 
@@ -523,7 +540,7 @@ def create_app(ledger: Ledger, market_spec: Mapping[str, Any], profile: Profile,
 
     @app.get("/events", responses=ERRORS, tags=["events"],
              response_class=StreamingResponse)
-    async def stream(who: Principal,
+    async def stream(who: Annotated[str, Depends(stream_principal)],
                      account_id: Annotated[str | None, Query(max_length=64)] = None,
                      since: Annotated[int | None, Query(ge=0, description="Replay events after this id")] = None,
                      limit: Annotated[int | None, Query(ge=1, description="Stop after this many events")] = None,
@@ -554,4 +571,7 @@ def create_app(ledger: Ledger, market_spec: Mapping[str, Any], profile: Profile,
 
         return StreamingResponse(generate(), media_type="text/event-stream")
 
+    from marginkit.service.dashboard import install_dashboard  # imports this module: installed last
+
+    install_dashboard(app, service)
     return app
