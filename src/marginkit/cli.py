@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -58,8 +58,19 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 console = Console(width=None if sys.stdout.isatty() else 140)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine output (spec/cli.md).")]
+ModelOption = Annotated[str | None, typer.Option("--model", help="Model name (its default profile).")]
+ProfileOption = Annotated[str | None, typer.Option("--profile", help="A shipped profile.")]
+ParamsOption = Annotated[Path | None, typer.Option("--params", help="A profile file of your own.")]
 CollateralOption = Annotated[str | None, typer.Option(
     "--collateral", help="A collateral profile (shipped name or file): haircuts, chains, credit tiers.")]
+
+
+def _emit(document: dict[str, Any], as_json: bool, printer: Callable[[Console, dict[str, Any]], None]) -> None:
+    """The command's result: the JSON document with --json (spec/cli.md), else the human tables."""
+    if as_json:
+        print(json.dumps(document, indent=2))
+    else:
+        printer(console, document)
 
 
 def _fail(error: InputError) -> NoReturn:
@@ -115,9 +126,9 @@ def _load(book_path: Path) -> Book:
 @app.command()
 def margin(
     book: Annotated[Path | None, typer.Argument(help="Book file (.json, .yaml, .yml); or give --db.")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Model name (its default profile).")] = None,
-    profile: Annotated[str | None, typer.Option("--profile", help="A shipped profile.")] = None,
-    params: Annotated[Path | None, typer.Option("--params", help="A profile file of your own.")] = None,
+    model: ModelOption = None,
+    profile: ProfileOption = None,
+    params: ParamsOption = None,
     db: Annotated[str | None, typer.Option("--db", help="Margin the accounts stored in this ledger database.")] = None,
     market: Annotated[Path | None, typer.Option("--market", help="With --db: as_of, instruments and market.")] = None,
     collateral: CollateralOption = None,
@@ -136,10 +147,7 @@ def margin(
                                 (chosen.path or chosen.name)) from None
     except InputError as error:
         _fail(error)
-    if as_json:
-        print(json.dumps(document, indent=2))
-    else:
-        print_margin(console, document)
+    _emit(document, as_json, print_margin)
 
 
 def _market_data(market: Path) -> dict[str, Any]:
@@ -301,9 +309,9 @@ def compare(
 def explain(
     book: Annotated[Path, typer.Argument(help="Book file (.json, .yaml, .yml).")],
     account: Annotated[str, typer.Argument(help="Account id.")],
-    model: Annotated[str | None, typer.Option("--model", help="Model name (its default profile).")] = None,
-    profile: Annotated[str | None, typer.Option("--profile", help="A shipped profile.")] = None,
-    params: Annotated[Path | None, typer.Option("--params", help="A profile file of your own.")] = None,
+    model: ModelOption = None,
+    profile: ProfileOption = None,
+    params: ParamsOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """One account's margin explained: scenario losses (price × volatility) and liquidation price per underlying."""
@@ -316,10 +324,7 @@ def explain(
             raise error.in_file(str(book)) from None
     except InputError as error:
         _fail(error)
-    if as_json:
-        print(json.dumps(document, indent=2))
-    else:
-        print_explanation(console, document)
+    _emit(document, as_json, print_explanation)
 
 
 @app.command()
@@ -358,18 +363,15 @@ def collateral_command(
         document = collateral_document(resolved, valuation)
     except InputError as error:
         _fail(error)
-    if as_json:
-        print(json.dumps(document, indent=2))
-    else:
-        print_collateral(console, document)
+    _emit(document, as_json, print_collateral)
 
 
 @app.command()
 def backtest(
     book: Annotated[Path | None, typer.Argument(help="Book file (.json, .yaml, .yml); or give --series.")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Model name (its default profile).")] = None,
-    profile: Annotated[str | None, typer.Option("--profile", help="A shipped profile.")] = None,
-    params: Annotated[Path | None, typer.Option("--params", help="A profile file of your own.")] = None,
+    model: ModelOption = None,
+    profile: ProfileOption = None,
+    params: ParamsOption = None,
     history: Annotated[Path | None, typer.Option(
         "--history", help="Index levels per day: CSV `date,UNDERLYING,...` (or what MarketHistory reads).")] = None,
     series: Annotated[Path | None, typer.Option(
@@ -415,10 +417,7 @@ def backtest(
             write_backtest_report(report, charted, document)
     except InputError as error:
         _fail(error)
-    if as_json:
-        print(json.dumps(document, indent=2))
-    else:
-        print_backtest(console, document)
+    _emit(document, as_json, print_backtest)
 
 
 @app.command()
@@ -430,7 +429,7 @@ def simulate(
     mode: Annotated[str | None, typer.Option(
         "--mode", help="isolated, cross or portfolio (default: all three).")] = None,
     profile: Annotated[str | None, typer.Option("--profile", help="A shipped tiered profile.")] = None,
-    params: Annotated[Path | None, typer.Option("--params", help="A profile file of your own.")] = None,
+    params: ParamsOption = None,
     insurance_fund: Annotated[str, typer.Option("--insurance-fund", help="The fund at the start.")] = "0",
     as_json: JsonFlag = False,
 ) -> None:

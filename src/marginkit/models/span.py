@@ -52,7 +52,7 @@ from marginkit.book import FUTURE, ISOLATED, OPTION, Book
 from marginkit.errors import InputError
 from marginkit.io.profile_file import Profile
 from marginkit.models.coverage import position_field, refuse_positions, settlement_margin_assets
-from marginkit.models.requirements import Requirements
+from marginkit.models.requirements import LazyRows, Requirements
 from marginkit.models.span_parameters import (
     ACCOUNT_CLASSES,
     SCENARIO_COUNT,
@@ -424,8 +424,8 @@ def _explanations(
     book: Book, parameters: SpanParameters, names: Sequence[str], components: Mapping[str, F64], ratios: F64,
     group_account: I64, group_commodity: I64, group_scan: F64, worst_scenario: I64, account: I64,
     position_commodity: I64, to_margin: F64,
-) -> tuple[Mapping[str, Any], ...]:
-    """Per account: the worst scenario (the scan point of the largest commodity's largest tier) and each held
+) -> LazyRows:
+    """Per account (built when read): the worst scenario (the largest commodity's scan point) and each held
     commodity's components, in the margin currency."""
     accounts = book.account_count
     scan = components["scan_risk"]
@@ -437,26 +437,23 @@ def _explanations(
     best_group = np.full(accounts, -1, dtype=np.int64)
     best_group[first_accounts] = order[first]
     points = parameters.points()
-    scaled = {k: (v * to_margin[:, None]).tolist() for k, v in components.items()}
-    ratio_rows = ratios.tolist()
-    held_rows = [np.flatnonzero(row).tolist() for row in held]
-    best = best_group.tolist()
     padded = np.append(group_scan, 0.0)  # best_group −1 (no group) reads the trailing 0
-    loss = (padded[best_group] * to_margin).tolist()
-    out: list[Mapping[str, Any]] = []
-    for a in range(accounts):
-        g = best[a]
+    loss = padded[best_group] * to_margin
+
+    def row(a: int) -> Mapping[str, Any]:
+        g = int(best_group[a])
         worst: dict[str, Any] | None = None
         if g >= 0 and group_scan[g] > 0:
             point = points[int(worst_scenario[g])]
             worst = {"combined_commodity": names[int(group_commodity[g])], "scenario": int(worst_scenario[g]) + 1,
                      "price_scan_move": point.price,
                      "vol_move": "up" if point.volatility > 0 else "down" if point.volatility < 0 else "none",
-                     "loss": loss[a]}
-        rows = [{"combined_commodity": names[c], **{k: v[a][c] for k, v in scaled.items()},
-                 "initial_ratio": ratio_rows[a][c]} for c in held_rows[a]]
-        out.append({"worst_scenario": worst, "combined_commodities": rows})
-    return tuple(out)
+                     "loss": float(loss[a])}
+        rows = [{"combined_commodity": names[c], **{k: float(v[a, c] * to_margin[a]) for k, v in components.items()},
+                 "initial_ratio": float(ratios[a, c])} for c in np.flatnonzero(held[a]).tolist()]
+        return {"worst_scenario": worst, "combined_commodities": rows}
+
+    return LazyRows(accounts, row)
 
 
 def _accumulate(rows: I64, columns: I64, values: F64, shape: tuple[int, int]) -> F64:
