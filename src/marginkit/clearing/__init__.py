@@ -1,0 +1,1 @@
+"""The central counterparty: members, novation, settlement cycles, the default fund and the waterfall."""
