@@ -1,7 +1,8 @@
 """The dashboard in headless Chromium (Playwright driving Debian's /usr/bin/chromium, no browser download).
 
 A live uvicorn server on a free loopback port over a tmp SQLite ledger: alice is short BTC and healthy;
-the operator moves the BTC mark up through /market and the page shows alice turning to liquidation.
+the operator moves the BTC mark up through /market, the live engine liquidates alice, and the page's feed shows
+alice turning to liquidation, her liquidation fill and bob's auto-deleveraging, and her row ends closed (flat).
 """
 
 from __future__ import annotations
@@ -114,9 +115,16 @@ def test_dashboard_shows_an_account_turning_to_liquidation_after_a_price_event(c
                                timeout=10)
             assert moved.status_code == 200, moved.text
 
-            sync_api.expect(alice).to_have_attribute("data-status", "liquidation", timeout=10_000)
-            sync_api.expect(alice).to_have_text("liquidation")
+            engine = moved.json()["engine"]
+            # Arrange/Act above; Assert: alice is bankrupt (equity -2,500 < 0), closed whole at the mark; the empty
+            # fund pays nothing, so bob (long, in profit) is auto-deleveraged for the 2,500 deficit.
+            assert engine["liquidations"] == 1 and engine["adl_events"] == 1, engine
             feed = page.locator('#feed li[data-kind="status"][data-account="alice"]')
-            sync_api.expect(feed.first).to_contain_text("liquidation", timeout=10_000)
+            sync_api.expect(feed.filter(has_text='"to":"liquidation"').first).to_be_visible(timeout=10_000)
+            fill = page.locator('#feed li[data-kind="liquidation"][data-account="alice"]')
+            sync_api.expect(fill.first).to_contain_text('"reason":"bankrupt"', timeout=10_000)
+            adl = page.locator('#feed li[data-kind="adl"][data-account="bob"]')
+            sync_api.expect(adl.first).to_contain_text('"amount":2500', timeout=10_000)
+            sync_api.expect(alice).to_have_attribute("data-status", "healthy", timeout=10_000)  # flat, equity 0
         finally:
             browser.close()

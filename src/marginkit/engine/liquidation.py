@@ -23,6 +23,7 @@ out of it, ADL transfers) whose idempotency key is derived from the event that c
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
@@ -33,6 +34,14 @@ from marginkit.engine.state import LIQUIDATION, MARGIN_CALL, RiskState
 from marginkit.ledger import DEFAULT_ASSETS, Ledger, Operation, make_operation
 
 INSURANCE_SEED_ACCOUNT = "engine.insurance-seed"
+
+
+def product(*factors: float) -> Decimal:
+    """The exact product of floats as written (shortest repr): 625 × 0.001 × 7,700 is 4,812.5, not 4,812.4999…."""
+    result = Decimal(1)
+    for factor in factors:
+        result *= Decimal(repr(float(factor)))
+    return result
 
 
 @dataclass(frozen=True)
@@ -67,8 +76,14 @@ class LiquidationEngine:
     """Liquidates scopes of a RiskState, journalling every transfer to a ledger (or collecting them)."""
 
     def __init__(self, state: RiskState, settings: LiquidationSettings | None = None, ledger: Ledger | None = None,
-                 insurance_fund: Decimal | float | str = 0) -> None:
+                 insurance_fund: Decimal | float | str = 0, *, counterparty: str | None = None,
+                 quantity_decimals: np.ndarray[tuple[int], np.dtype[np.int64]] | None = None) -> None:
+        """`counterparty`: when positions live in the ledger (the service), every close is also journalled as a
+        trade with this account (the venue's liquidation book) at the fill price. `quantity_decimals`: per
+        instrument, the decimals of a contract quantity (lot size 10^-d): clips and ADL sizes are whole lots."""
         self.state = state
+        self.counterparty = counterparty
+        self.quantity_decimals = quantity_decimals
         self.settings = settings or LiquidationSettings()
         self.ledger = ledger
         self.asset = state.margin_asset
@@ -81,10 +96,10 @@ class LiquidationEngine:
         self._counter = 0
 
     # -- money at the ledger boundary ---------------------------------------------------------------------
-    def _floor(self, value: float) -> Decimal:
+    def _floor(self, value: float | Decimal) -> Decimal:
         return Decimal(value).quantize(self.step, rounding=ROUND_FLOOR)
 
-    def _ceil(self, value: float) -> Decimal:
+    def _ceil(self, value: float | Decimal) -> Decimal:
         return Decimal(value).quantize(self.step, rounding=ROUND_CEILING)
 
     def _op(self, kind: str, key: str, fields: dict[str, object]) -> None:
@@ -173,10 +188,11 @@ class LiquidationEngine:
             mark = float(state.mark[instrument])
             notional = abs(quantity) * unit * mark
             clip = quantity if notional * settings.clip_fraction < settings.min_clip_notional \
-                else quantity * settings.clip_fraction
+                else self._whole_lots(instrument, quantity * settings.clip_fraction, quantity)
             bankruptcy = mark - equity / (quantity * unit)
             realised = self._realise(p, clip, key)
-            fee = min(self._ceil(settings.fee_rate * abs(clip) * unit * mark), max(self._floor(equity), Decimal(0)))
+            fee = min(self._ceil(product(settings.fee_rate, abs(clip), unit, mark)),
+                      max(self._floor(equity), Decimal(0)))
             if fee > 0:
                 self._into_fund(scope, fee, key, "fee", time, events)
             self._count_close(p, clip, realised, unit, mark)
@@ -200,7 +216,7 @@ class LiquidationEngine:
         order = np.argsort(-maintenance, kind="stable")
         positions, pnl = positions[order], pnl[order]
         closes: list[tuple[int, float, float, float, float, float]] = []  # p, q, mark, unit, bankruptcy, realised
-        notional_total = 0.0
+        notional_total = Decimal(0)
         for p in positions.tolist():
             quantity = float(state.quantity[p])
             instrument = int(state.position_instrument[p])
@@ -208,12 +224,12 @@ class LiquidationEngine:
             mark = float(state.mark[instrument])
             bankruptcy = mark - equity / (quantity * unit)
             realised = self._realise(p, quantity, key)
-            notional_total += abs(quantity) * unit * mark
+            notional_total += product(abs(quantity), unit, mark)
             closes.append((p, quantity, mark, unit, bankruptcy, realised))
         cash = Decimal(repr(float(state.scope_cash[scope])))
         fee = surplus = deficit = Decimal(0)
         if cash > 0:
-            fee = min(self._ceil(self.settings.fee_rate * notional_total), self._floor(float(cash)))
+            fee = min(self._ceil(product(self.settings.fee_rate) * notional_total), self._floor(float(cash)))
             surplus = max(self._floor(float(cash)) - fee, Decimal(0))
             if fee > 0:
                 self._into_fund(scope, fee, key, "fee", time, events)
@@ -273,11 +289,11 @@ class LiquidationEngine:
                     break
                 p = int(candidates[j])
                 held = float(state.quantity[p])
-                size = min(abs(held), float(remaining) / per_contract)
+                size = self._lots_up(instrument, min(abs(held), float(remaining) / per_contract), abs(held))
                 closed = float(np.sign(held)) * size
                 counterparty = state.account_ids[int(state.position_account[p])]
                 self._realise(p, closed, key)
-                pay = min(self._ceil(size * per_contract), remaining)
+                pay = min(self._ceil(product(size, unit) * abs(product(mark) - product(bankruptcy))), remaining)
                 if pay <= 0:
                     continue
                 self._op("liquidation_transfer", key, {"from": counterparty, "to": state.account_ids[account],
@@ -300,9 +316,19 @@ class LiquidationEngine:
         state = self.state
         instrument = int(state.position_instrument[position])
         unit = float(state.contract_size[instrument] * state.fx[instrument])
-        exact = closed * unit * (float(state.mark[instrument]) - float(state.entry[position]))
+        exact = product(closed, unit) * (product(state.mark[instrument]) - product(state.entry[position]))
         remainder = float(state.quantity[position]) - closed
+        if self.quantity_decimals is not None:
+            remainder = round(remainder, int(self.quantity_decimals[instrument]))
         state.quantity[position] = 0.0 if abs(remainder) <= 1e-12 * abs(closed) else remainder
+        account = state.account_ids[int(state.position_account[position])]
+        if self.counterparty is not None:
+            size = Decimal(repr(abs(closed)))
+            if self.quantity_decimals is not None:
+                size = size.quantize(Decimal(1).scaleb(-int(self.quantity_decimals[instrument])))
+            buyer, seller = (self.counterparty, account) if closed > 0 else (account, self.counterparty)
+            self._op("trade", key, {"buyer": buyer, "seller": seller, "instrument": state.instrument_ids[instrument],
+                                    "quantity": size, "price": Decimal(repr(float(state.mark[instrument])))})
         amount = self._floor(exact)
         if amount != 0:
             self._op("realised_pnl", key, {"account": state.account_ids[int(state.position_account[position])],
@@ -310,6 +336,23 @@ class LiquidationEngine:
         # The position's entry stays; its unrealised P&L shrinks with the quantity; the cash gets the rounded P&L.
         state.scope_cash[int(state.position_scope[position])] += float(amount)
         return float(amount)
+
+    def _whole_lots(self, instrument: int, clip: float, quantity: float) -> float:
+        """A clip rounded down to whole lots (at least one), the whole position if that is all that is left."""
+        if self.quantity_decimals is None:
+            return clip
+        decimals = int(self.quantity_decimals[instrument])
+        step = 10.0 ** -decimals
+        size = round(max(math.floor(abs(clip) / step + 1e-9), 1) * step, decimals)
+        return quantity if size >= abs(quantity) else math.copysign(size, quantity)
+
+    def _lots_up(self, instrument: int, size: float, held: float) -> float:
+        """A size rounded up to whole lots, at most `held`."""
+        if self.quantity_decimals is None:
+            return size
+        decimals = int(self.quantity_decimals[instrument])
+        step = 10.0 ** -decimals
+        return min(held, round(math.ceil(size / step - 1e-9) * step, decimals))
 
     def _into_fund(self, scope: int, amount: Decimal, key: str, reason: str, time: float,
                    events: list[EngineEvent]) -> None:

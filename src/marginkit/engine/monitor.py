@@ -61,6 +61,7 @@ class Monitor:
         self.stale_ignored = 0
         self.batches = 0
         self.frozen: set[int] = set()  # accounts whose liquidation is frozen on stale prices
+        self.key_prefix = "liq"  # ledger keys of liquidations: {prefix}:{account}:{clock}:{n}
         self._earliest_deadline = float(state.deadline.min()) if state.deadline.size else math.inf
 
     # -- batches ------------------------------------------------------------------------------------------
@@ -109,6 +110,12 @@ class Monitor:
             self._earliest_deadline = float(state.deadline.min())
         return out
 
+    def review(self, accounts: I64 | None = None) -> list[EngineEvent]:
+        """Re-margin accounts (default: all) at the current marks and clock: status changes and liquidations."""
+        if accounts is None:
+            accounts = np.arange(self.state.account_count, dtype=np.int64)
+        return self._remargin(accounts)
+
     def _stale_accounts(self, accounts: I64) -> np.ndarray[tuple[int], np.dtype[np.bool_]]:
         state = self.state
         starts = state.scope_position_ptr[state.account_scope_ptr[accounts]]
@@ -140,7 +147,7 @@ class Monitor:
             return out
         acted: list[int] = []
         for a, reason in [(a, False) for a in liquidate[~stale].tolist()] + [(a, True) for a in expired.tolist()]:
-            key = f"liq:{state.account_ids[a]}:{self.clock!r}"
+            key = f"{self.key_prefix}:{state.account_ids[a]}:{self.clock!r}"
             out += self.liquidation.liquidate_account(a, self.clock, key, expired_margin_call=reason)
             acted.append(a)
         if acted:

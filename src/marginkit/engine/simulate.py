@@ -27,6 +27,7 @@ from marginkit.domain import BookSpec, MarginMode
 from marginkit.engine.events import PriceEvent
 from marginkit.engine.liquidation import LiquidationEngine, LiquidationSettings
 from marginkit.engine.monitor import Monitor, MonitorSettings
+from marginkit.engine.settings import engine_settings
 from marginkit.engine.state import HEALTHY, STATUS_NAMES, RiskState
 from marginkit.io.profile_file import Profile
 from marginkit.ledger import Ledger
@@ -69,6 +70,9 @@ def simulate_mode(spec: BookSpec, events: Sequence[PriceEvent], profile: Profile
                   monitor_settings: MonitorSettings | None = None) -> dict[str, Any]:
     """One mode's run and report (amounts in the book's settlement currency)."""
     book = resolve(with_mode(spec, mode))
+    configured = engine_settings(profile)
+    liquidation = liquidation or configured.liquidation
+    monitor_settings = monitor_settings or configured.monitor
     monitor = start_engine(book, profile, ledger, insurance_fund, liquidation, monitor_settings)
     engine = monitor.liquidation
     assert engine is not None
@@ -104,8 +108,12 @@ def simulate_mode(spec: BookSpec, events: Sequence[PriceEvent], profile: Profile
 def simulate(spec: BookSpec, events: Sequence[PriceEvent], profile: Profile, modes: Sequence[str] = MODES,
              insurance_fund: Decimal | float | str = 0, liquidation: LiquidationSettings | None = None,
              monitor_settings: MonitorSettings | None = None) -> dict[str, Any]:
-    """Run the path once per mode, each with a fresh SQLite ledger in a temporary directory."""
-    settings = monitor_settings or MonitorSettings(stale_after_seconds=math.inf)
+    """Run the path once per mode, each with a fresh SQLite ledger in a temporary directory.
+
+    The engine's settings come from the profile's `engine` section, except that a replayed path never freezes
+    on staleness (its prices are as fresh as the path says)."""
+    configured = engine_settings(profile).monitor
+    settings = monitor_settings or replace(configured, stale_after_seconds=math.inf)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="marginkit-simulate-") as folder:
         for mode in modes:

@@ -24,6 +24,7 @@ class ProfileRecord(BaseModel):
     source: Text
     notes: list[Text] = []
     parameters: dict[str, Any]
+    engine: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Profile:
     parameters: dict[str, Any]
     notes: tuple[str, ...] = ()
     path: str | None = None
+    engine: dict[str, Any] | None = None  # the live engine's settings (engine/settings.py validates them)
 
 
 def parse_profile(data: Any, path: str | None = None) -> Profile:
@@ -55,6 +57,7 @@ def parse_profile(data: Any, path: str | None = None) -> Profile:
         parameters=dict(record.parameters),
         notes=tuple(record.notes),
         path=path,
+        engine=dict(record.engine) if record.engine is not None else None,
     )
 
 

@@ -77,6 +77,21 @@ class JournalEntry:
     postings: tuple[tuple[str, str, Decimal], ...]
 
 
+class _Rollback(Exception):
+    """Raised inside a transaction to undo it: an all-or-none batch met a refusal."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__(result.reason)
+        self.result = result
+
+
+def _refusal_error(result: Result) -> LedgerRefusal:
+    """The exception a refused result stands for (a reused key: IdempotencyConflict; margin: WithdrawalRefused)."""
+    error_type = {"conflict": IdempotencyConflict, "withdrawal": WithdrawalRefused}.get(result.refusal or "",
+                                                                                        LedgerRefusal)
+    return error_type(result.reason or "refused", field=result.field)
+
+
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     operation: Operation
@@ -151,10 +166,26 @@ class Ledger:
         """Apply one operation; a refusal raises (LedgerRefusal, naming the field); a replay returns 'duplicate'."""
         result = self.apply([operation], margin_check)[0]
         if result.status == "refused":
-            error_type = {"conflict": IdempotencyConflict, "withdrawal": WithdrawalRefused}.get(
-                result.refusal or "", LedgerRefusal)
-            raise error_type(result.reason or "refused", field=result.field)
+            raise _refusal_error(result)
         return result
+
+    def submit_all(self, operations: Sequence[Operation]) -> list[Result]:
+        """Apply operations all or none in one transaction: any refusal raises (as `submit`) and writes nothing."""
+        prepared = self._prepare(operations)
+        for item in prepared:
+            if isinstance(item, Result):
+                raise _refusal_error(item)
+        try:
+            return self._apply_chunk(operations, None, prepared=prepared, atomic=True)
+        except _Rollback as rollback:
+            raise _refusal_error(rollback.result) from None
+
+    def stored_hash(self, key: str) -> str | None:
+        """The content hash of the operation stored under `key`, or None if there is none."""
+        with self.engine.connect() as connection:
+            row = connection.execute(select(store.operations.c.content_hash)
+                                     .where(store.operations.c.key == key)).first()
+        return None if row is None else str(row.content_hash)
 
     def deposit(self, account: str, asset: str, amount: Any, *, key: str) -> Result:
         return self.submit(make_operation("deposit", key, {"account": account, "asset": asset, "amount": amount}))
@@ -237,12 +268,17 @@ class Ledger:
             prepared.append(_Prepared(operation, legs, operation.content_hash()))
         return prepared
 
-    def _apply_chunk(self, operations: Sequence[Operation], margin_check: MarginCheck | None) -> list[Result]:
-        prepared = self._prepare(operations)
+    def _apply_chunk(self, operations: Sequence[Operation], margin_check: MarginCheck | None, *,
+                     prepared: list[_Prepared | Result] | None = None, atomic: bool = False) -> list[Result]:
+        prepared = prepared if prepared is not None else self._prepare(operations)
         for attempt in range(20):
             try:
                 with self.engine.begin() as connection:
-                    return self._apply_in(connection, prepared, margin_check)
+                    results = self._apply_in(connection, prepared, margin_check)
+                    refused = next((r for r in results if r.status == "refused"), None)
+                    if atomic and refused is not None:
+                        raise _Rollback(refused)  # leaving the block rolls the transaction back
+                    return results
             except IntegrityError:
                 if attempt == 19:
                     raise  # pragma: no cover

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import json
 import math
 import secrets
@@ -19,7 +20,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -30,13 +31,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from marginkit.accounts import account_state
 from marginkit.book import Book, resolve
+from marginkit.engine.events import EngineEvent, InsuranceFundMove, Liquidation, StatusChange
 from marginkit.errors import InputError
 from marginkit.io.book_file import parse_book
 from marginkit.io.profile_file import Profile
 from marginkit.ledger import AccountSnapshot, Ledger, LedgerRefusal, Result
-from marginkit.ledger.journal import IdempotencyConflict, WithdrawalRefused, format_decimal
+from marginkit.ledger.journal import (
+    IdempotencyConflict,
+    WithdrawalRefused,
+    format_decimal,
+    make_operation,
+    parse_decimal,
+)
 from marginkit.models import MODELS
 from marginkit.report import margin_document
+from marginkit.service.liquidator import LIQUIDATOR, ServiceEngine
 
 OPERATOR = "operator"
 LIQUIDATION_KINDS = ("liquidation_transfer", "insurance_fund")
@@ -218,6 +227,44 @@ class MarginService:
                      if kinds.get(a) == "instrument" and v != 0}
         return collateral, positions
 
+    def snapshots(self) -> dict[str, tuple[dict[str, Decimal], dict[str, tuple[Decimal, Decimal | None]]]]:
+        """`snapshot` of every user account, from one read of the balances and one of the positions."""
+        kinds = {name: asset.kind for name, asset in self.ledger.assets().items()}
+        held = self.ledger.positions()
+        result = {}
+        for account, balances in self.ledger.balances().items():
+            if account.startswith("@"):
+                continue
+            collateral = {a: v for a, v in balances.items() if kinds.get(a) == "asset"}
+            mine = held.get(account, {})
+            positions = {a: (v, mine[a][1] if a in mine else None) for a, v in balances.items()
+                         if kinds.get(a) == "instrument" and v != 0}
+            result[account] = (collateral, positions)
+        return result
+
+    def settlement_asset(self, instrument: str) -> str | None:
+        """The settlement asset of a market instrument (None if the market has no such instrument)."""
+        for terms in self.market.get("instruments", []):
+            if isinstance(terms, dict) and terms.get("id") == instrument:
+                return str(terms["settlement"])
+        return None
+
+    def realised_on_trade(self, account: str, instrument: str, signed: Decimal, price: Decimal) -> Decimal:
+        """P&L a trade of `signed` contracts at `price` realises for `account` (the part that reduces its position),
+        in the instrument's settlement currency: closed × contract size × (price − entry) × quote→settlement."""
+        quantity, entry = self.ledger.positions().get(account, {}).get(instrument, (Decimal(0), None))
+        if quantity == 0 or entry is None or (quantity > 0) == (signed > 0):
+            return Decimal(0)
+        closed = min(abs(signed), abs(quantity)) * (1 if quantity > 0 else -1)
+        terms = next(i for i in self.market["instruments"] if isinstance(i, dict) and i.get("id") == instrument)
+        if terms.get("type") not in ("future", "perpetual") or terms.get("inverse"):
+            return Decimal(0)  # premiums and coin-settled P&L are not realised by the service's trades
+        index = self.market.get("market", {}).get("index", {})
+        quote, settlement = terms["quote"], terms["settlement"]
+        fx = Decimal(1) if quote == settlement else (
+            Decimal(repr(float(index.get(quote, 1.0)))) / Decimal(repr(float(index.get(settlement, 1.0)))))
+        return closed * Decimal(repr(float(terms["contract_size"]))) * (price - entry) * fx
+
     def book(self, accounts: Mapping[str, tuple[Mapping[str, Decimal], Mapping[str, tuple[Decimal, Any]]]]) -> Book:
         with self.lock:
             market = copy.deepcopy(self.market)
@@ -374,12 +421,14 @@ def create_app(ledger: Ledger, market_spec: Mapping[str, Any], profile: Profile,
         if isinstance(instrument, str) and instrument not in registered:
             ledger.add_asset(instrument, 8, "instrument")
     events = bus or EventBus()
+    engine = ServiceEngine(service, time.time())
     holders = dict(keys)
     statuses: dict[str, str] = {}
     app = FastAPI(title="marginkit", version="0.1.0",
                   description="Derivatives margin as a service: ledger, margin, what-if, events.")
     app.state.service = service
     app.state.events = events
+    app.state.engine = engine
     app.state.keys = holders
 
     @app.exception_handler(ServiceError)
@@ -488,8 +537,27 @@ def create_app(ledger: Ledger, market_spec: Mapping[str, Any], profile: Profile,
         if not quantity.is_finite() or quantity == 0:
             raise ServiceError(422, "must be a non-zero finite number", "quantity")
         buyer, seller = (account_id, body.counterparty) if quantity > 0 else (body.counterparty, account_id)
-        result = ledger_call(lambda: ledger.trade(buyer, seller, body.instrument, str(abs(quantity)), body.price,
-                                                  key=key))
+        size = abs(quantity)
+
+        def book_trade() -> Result:
+            price = parse_decimal(body.price, "price")
+            operations = [make_operation("trade", key, {"buyer": buyer, "seller": seller,
+                                                        "instrument": body.instrument, "quantity": size,
+                                                        "price": price})]
+            settlement = service.settlement_asset(body.instrument)
+            for side, signed in ((buyer, size), (seller, -size)):
+                realised = service.realised_on_trade(side, body.instrument, signed, price)
+                if settlement is not None and realised != 0:
+                    step = Decimal(1).scaleb(-ledger.assets()[settlement].decimals)
+                    amount = realised.quantize(step, rounding=ROUND_FLOOR)
+                    if amount != 0:
+                        operations.append(make_operation("realised_pnl", f"{key}:pnl:{side}", {
+                            "account": side, "asset": settlement, "amount": amount, "instrument": body.instrument}))
+            if ledger.stored_hash(key) is not None:  # a replay: the trade alone says duplicate or conflict
+                return ledger.submit(operations[0])
+            return ledger.submit_all(operations)[0]
+
+        result = ledger_call(book_trade)
         if result.status == "applied":
             for side in (buyer, seller):
                 events.publish("trade", side, {"instrument": body.instrument, "buyer": buyer, "seller": seller,
@@ -522,21 +590,46 @@ def create_app(ledger: Ledger, market_spec: Mapping[str, Any], profile: Profile,
         """Liquidation history: the journal's liquidation transfers and insurance-fund moves of this account."""
         history = []
         for entry in ledger.journal():
-            if entry.kind in LIQUIDATION_KINDS or (entry.kind == "realised_pnl" and "liquidat" in entry.key):
+            if entry.kind in LIQUIDATION_KINDS or entry.key.startswith("liq:"):
                 legs = [leg for leg in entry.postings if leg[0] == account_id]
                 if legs:
                     history.append({"sequence": entry.sequence, "key": entry.key, "kind": entry.kind,
                                     "postings": [{"asset": s, "amount": format_decimal(v)} for _a, s, v in legs]})
         return {"account": account_id, "liquidations": history}
 
+    def publish_engine(fired: list[EngineEvent]) -> dict[str, int]:
+        counts = {"status_changes": 0, "liquidations": 0, "insurance_fund_moves": 0, "adl_events": 0}
+        for event in fired:
+            data = dataclasses.asdict(event)
+            if isinstance(event, StatusChange):
+                events.publish("status", event.account, {"from": event.old, "to": event.new,
+                                                         "deadline": event.deadline, "frozen": event.frozen,
+                                                         "source": "engine"})
+                statuses[event.account] = event.new
+                counts["status_changes"] += 1
+            elif isinstance(event, Liquidation):
+                events.publish("liquidation", event.account, data)
+                counts["liquidations"] += 1
+            elif isinstance(event, InsuranceFundMove):
+                events.publish("insurance_fund", event.account, data)
+                counts["insurance_fund_moves"] += 1
+            else:
+                events.publish("adl", event.account, data)
+                counts["adl_events"] += 1
+        return counts
+
     @app.post("/market", responses=ERRORS, tags=["market"])
     def move_market(body: MarketUpdate, _who: Operator) -> dict[str, Any]:
-        """Move the market (operator): new marks or index prices; accounts are re-margined, events emitted."""
+        """Move the market (operator): the HTTP price feed. Accounts are re-margined by the live engine, which
+        issues margin calls and liquidates (fills, insurance fund, ADL journalled in the ledger); events emitted."""
         section = margin_call(lambda: service.move_market(body))
+        now = time.time()
+        engine.record_prices(body.marks, body.index, now)
         events.publish("price", None, {"marks": body.marks, "index": body.index})
-        for account in sorted(a for a in ledger.balances() if not a.startswith("@")):
+        counts = publish_engine(margin_call(lambda: engine.run(now)))
+        for account in sorted(a for a in ledger.balances() if not a.startswith("@") and a != LIQUIDATOR):
             publish_status(account)
-        return {"market": section}
+        return {"market": section, "engine": {**counts, "not_covered": engine.covered}}
 
     @app.get("/events", responses=ERRORS, tags=["events"],
              response_class=StreamingResponse)

@@ -9,6 +9,7 @@ GET /insurance-fund (operator): the balances of the ledger's `@insurance` accoun
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from importlib import resources
 from typing import Any
 
@@ -18,6 +19,7 @@ from fastapi.responses import HTMLResponse
 from marginkit.errors import InputError
 from marginkit.ledger.journal import INSURANCE, format_decimal
 from marginkit.service.app import ERRORS, MarginService, Operator, ServiceError
+from marginkit.service.liquidator import LIQUIDATOR
 
 
 def dashboard_page() -> str:
@@ -35,11 +37,13 @@ def _urgency(row: dict[str, Any]) -> float:
 
 def account_rows(service: MarginService) -> list[dict[str, Any]]:
     """Every non-system account's margin figures, nearest liquidation first."""
-    names = sorted(a for a in service.ledger.balances(include_zero=True) if not a.startswith("@"))
+    snapshots = service.snapshots()
+    names = sorted(a for a in service.ledger.balances(include_zero=True) if not a.startswith("@") and a != LIQUIDATOR)
     if not names:
         return []
+    empty: tuple[dict[str, Decimal], dict[str, tuple[Decimal, Decimal | None]]] = ({}, {})
     try:
-        figures = service.figures(service.book({name: service.snapshot(name) for name in names}))
+        figures = service.figures(service.book({name: snapshots.get(name, empty) for name in names}))
     except InputError as error:
         raise ServiceError(422, str(error), error.field) from None
     except (ArithmeticError, ValueError, OverflowError) as error:
