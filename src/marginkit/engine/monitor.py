@@ -133,10 +133,17 @@ class Monitor:
         out: list[EngineEvent] = []
         if not accounts.size:
             return out
-        new, _ = state.account_status(accounts)
-        changed = accounts[new != state.status[accounts]]
-        liquidate = accounts[new == LIQUIDATION]
-        expired = accounts[(new == MARGIN_CALL) & (state.deadline[accounts] <= self.clock)]
+        new = state.account_status(accounts)
+        moved = new != state.status[accounts]
+        due = new == LIQUIDATION
+        expiring = self.clock >= self._earliest_deadline
+        if not (moved.any() or due.any() or expiring):  # the common case: nothing to say or do
+            self.frozen = set()
+            return out
+        changed = accounts[moved]
+        liquidate = accounts[due]
+        expired = accounts[(new == MARGIN_CALL) & (state.deadline[accounts] <= self.clock)] if expiring else \
+            np.zeros(0, dtype=np.int64)
         stale = self._stale_accounts(liquidate) if liquidate.size else np.zeros(0, dtype=bool)
         frozen = set(liquidate[stale].tolist())
         new_of = dict(zip(accounts.tolist(), new.tolist(), strict=True))
@@ -154,7 +161,7 @@ class Monitor:
             self.liquidation.flush()
             touched = set(acted) | {self.account_of[e.account] for e in out if isinstance(e, AdlEvent)}
             after_accounts = np.array(sorted(touched), dtype=np.int64)
-            after, _ = state.account_status(after_accounts)
+            after = state.account_status(after_accounts)
             for a, code in zip(after_accounts.tolist(), after.tolist(), strict=True):
                 if code != state.status[a]:
                     self._set_status(a, code, out, frozen=False)

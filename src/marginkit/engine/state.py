@@ -10,9 +10,10 @@ price event re-margins the affected positions with a few array operations (DESIG
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 from numpy.typing import NDArray
 
 from marginkit.accounts.state import HEALTHY, LIQUIDATION, MARGIN_CALL, STATUS_NAMES
@@ -24,6 +25,62 @@ F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 
 __all__ = ["HEALTHY", "LIQUIDATION", "MARGIN_CALL", "STATUS_NAMES", "RiskState", "ranges"]
+
+
+@njit(cache=True, nogil=True)
+def _accounts_of(instruments: I64, instrument_ptr: I64, instrument_order: I64, position_account: I64,
+                 seen: NDArray[np.bool_]) -> I64:  # pragma: no cover - compiled
+    """Sorted distinct accounts holding any of the instruments (`seen`: an all-False scratch, left all-False)."""
+    total = 0
+    for k in range(instruments.size):
+        total += instrument_ptr[instruments[k] + 1] - instrument_ptr[instruments[k]]
+    found = np.empty(total, dtype=np.int64)
+    count = 0
+    for k in range(instruments.size):
+        instrument = instruments[k]
+        for j in range(instrument_ptr[instrument], instrument_ptr[instrument + 1]):
+            account = position_account[instrument_order[j]]
+            if not seen[account]:
+                seen[account] = True
+                found[count] = account
+                count += 1
+    result = np.sort(found[:count])
+    for k in range(count):
+        seen[result[k]] = False
+    return result
+
+
+@njit(cache=True, nogil=True)
+def _status_of(accounts: I64, account_scope_ptr: I64, scope_position_ptr: I64, position_instrument: I64,
+               quantity: F64, entry: F64, contract_size: F64, fx: F64, mark: F64, initial_rate: F64,
+               maintenance_rate: F64, scope_cash: F64) -> NDArray[np.int8]:  # pragma: no cover - compiled
+    """Each account's worst scope status, with the same float operations, in the same order, as `scope_status`."""
+    status = np.zeros(accounts.size, dtype=np.int8)
+    for k in range(accounts.size):
+        account = accounts[k]
+        worst = 0
+        for scope in range(account_scope_ptr[account], account_scope_ptr[account + 1]):
+            pnl = 0.0
+            initial = 0.0
+            maintenance = 0.0
+            open_scope = False
+            for p in range(scope_position_ptr[scope], scope_position_ptr[scope + 1]):
+                instrument = position_instrument[p]
+                price = mark[instrument]
+                scaled = quantity[p] * contract_size[instrument] * fx[instrument]
+                pnl += scaled * (price - entry[p])
+                notional = abs(scaled) * price
+                initial += notional * initial_rate[p]
+                maintenance += notional * maintenance_rate[p]
+                if quantity[p] != 0:
+                    open_scope = True
+            equity = scope_cash[scope] + pnl
+            code = HEALTHY if equity >= initial else (MARGIN_CALL if equity >= maintenance else LIQUIDATION)
+            if not open_scope and not equity < 0:
+                code = HEALTHY
+            worst = max(worst, code)
+        status[k] = worst
+    return status
 
 
 def ranges(starts: I64, ends: I64) -> I64:
@@ -68,6 +125,7 @@ class RiskState:
     instrument_order: I64
     status: NDArray[np.int8]  # per account
     deadline: F64  # per account: margin-call deadline, inf if none
+    _seen: NDArray[np.bool_] | None = field(default=None, init=False, repr=False)  # scratch of accounts_of_instruments
 
     @classmethod
     def from_book(cls, book: Book, requirements: Requirements) -> RiskState:
@@ -144,7 +202,7 @@ class RiskState:
             status=np.zeros(book.account_count, dtype=np.int8),
             deadline=np.full(book.account_count, np.inf),
         )
-        state.status[:] = state.account_status(np.arange(book.account_count, dtype=np.int64))[0]
+        state.status[:] = state.account_status(np.arange(book.account_count, dtype=np.int64))
         return state
 
     @property
@@ -188,23 +246,19 @@ class RiskState:
         result: NDArray[np.int8] = status.astype(np.int8)
         return result
 
-    def account_status(self, accounts: I64) -> tuple[NDArray[np.int8], I64]:
-        """Each account's worst scope status, and the scopes of these accounts (concatenated)."""
-        starts = self.account_scope_ptr[accounts]
-        ends = self.account_scope_ptr[accounts + 1]
-        scopes = ranges(starts, ends)
-        local = np.repeat(np.arange(accounts.size), ends - starts)
-        status = np.zeros(accounts.size, dtype=np.int8)
-        if scopes.size:
-            np.maximum.at(status, local, self.scope_status(scopes))
-        return status, scopes
+    def account_status(self, accounts: I64) -> NDArray[np.int8]:
+        """Each account's worst scope status (one compiled pass over the accounts' positions)."""
+        return _status_of(np.ascontiguousarray(accounts, dtype=np.int64), self.account_scope_ptr,
+                          self.scope_position_ptr, self.position_instrument, self.quantity, self.entry,
+                          self.contract_size, self.fx, self.mark, self.initial_rate, self.maintenance_rate,
+                          self.scope_cash)
 
     def accounts_of_instruments(self, instruments: I64) -> I64:
-        """Accounts holding any of the instruments (the CSR index instrument → positions → accounts)."""
-        ptr = self.instrument_ptr
-        positions = self.instrument_order[ranges(ptr[instruments], ptr[instruments + 1])]
-        result: I64 = np.unique(self.position_account[positions])
-        return result
+        """Sorted accounts holding any of the instruments (the CSR index instrument → positions → accounts)."""
+        if self._seen is None or self._seen.size != self.account_count:
+            self._seen = np.zeros(self.account_count, dtype=np.bool_)
+        return _accounts_of(np.ascontiguousarray(instruments, dtype=np.int64), self.instrument_ptr,
+                            self.instrument_order, self.position_account, self._seen)
 
     def account_flat(self, account: int) -> bool:
         start, end = self.account_scope_ptr[account], self.account_scope_ptr[account + 1]
