@@ -8,7 +8,7 @@ accounts × instruments matrix of net quantities. Models are pure functions of a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -132,6 +132,19 @@ class Book:
         """USD value of one unit of each position's settlement currency."""
         result: F64 = self.asset_price[self.settlement[self.position_instrument]]
         return result
+
+
+def with_positions(book: Book, keep: NDArray[np.bool_]) -> Book:
+    """The same book (instruments, market, accounts and collateral) holding only the positions where `keep`."""
+    account = book.position_account[keep]
+    instrument = book.position_instrument[keep]
+    quantity = book.quantity[keep]
+    return replace(
+        book, position_account=account, position_instrument=instrument, quantity=quantity,
+        entry_price=book.entry_price[keep], leverage=book.leverage[keep], position_side=book.position_side[keep],
+        isolated_wallet_usd=book.isolated_wallet_usd[keep], has_isolated_wallet=book.has_isolated_wallet[keep],
+        position_value=book.position_value[keep],
+        position_matrix=sparse.csr_matrix((quantity, (account, instrument)), shape=book.position_matrix.shape))
 
 
 def sum_by_account(account: I32, values: F64, account_count: int) -> F64:

@@ -10,6 +10,7 @@ from marginkit.book import Book
 from marginkit.errors import InputError
 from marginkit.io.profile_file import Profile
 from marginkit.models import portfolio_deribit, portfolio_derive
+from marginkit.models.cross_margining import agreement_of, cross_margined
 from marginkit.models.requirements import Requirements
 
 MODEL = "portfolio"
@@ -17,7 +18,11 @@ METHODS = ("deribit-pme", "derive-pmrm")
 
 
 def margin(book: Book, profile: Profile) -> Requirements:
-    """Portfolio margin of every portfolio-mode account by the method its profile names."""
+    """Portfolio margin of every portfolio-mode account by the method its profile names (a `cross_margining`
+    block: across two clearing houses, models/cross_margining.py)."""
+    agreement, inner = agreement_of(profile)
+    if agreement is not None:
+        return cross_margined(book, profile, agreement, MODEL, lambda part: margin(part, inner))
     method = profile.parameters.get("method")
     if method == "deribit-pme":
         return portfolio_deribit.margin(book, profile)

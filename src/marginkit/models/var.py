@@ -58,6 +58,7 @@ from marginkit.errors import InputError, ModelRefusal
 from marginkit.io.market_history import MarketHistory, read_market_history
 from marginkit.io.profile_file import Profile
 from marginkit.models.coverage import refuse_positions
+from marginkit.models.cross_margining import agreement_of, cross_margined
 from marginkit.models.requirements import LazyRows, Requirements
 from marginkit.models.var_parameters import VarParameters, parse_var_parameters
 from marginkit.pricing import black76_greeks, black76_price
@@ -484,8 +485,13 @@ def margin(book: Book, profile: Profile, history: MarketHistory | None = None,
 
     `history` is the market history (dates after the book's as_of are ignored); without it the profile's
     `parameters.history` file is read, else ModelRefusal names `--history`. `previous_margin` (per account, the
-    previous calculated margin) lets the APC buffer absorb a rise.
+    previous calculated margin) lets the APC buffer absorb a rise. A `cross_margining` block in the parameters
+    margins the account across two clearing houses (models/cross_margining.py).
     """
+    agreement, inner = agreement_of(profile)
+    if agreement is not None:
+        return cross_margined(book, profile, agreement, MODEL,
+                              lambda part: margin(part, inner, history, previous_margin))
     parameters = parse_var_parameters(profile)
     kind = book.kind[book.position_instrument]
     refuse_positions(book, MODEL, ~np.isin(kind, (SPOT, FUTURE, PERPETUAL, OPTION)), "unknown instrument type")
