@@ -122,7 +122,7 @@ async def stream(events: Sequence[PriceEvent]) -> AsyncIterator[PriceEvent]:
 
 def monitor_for(book: Book, requirements_profile: object, window: float) -> Monitor:
     requirements = margin(book, requirements_profile)  # type: ignore[arg-type]
-    state = RiskState.from_book(book, requirements)
+    state = RiskState.from_book(book, requirements, requirements_profile)  # type: ignore[arg-type]
     return Monitor(state, LiquidationEngine(state),
                    MonitorSettings(margin_call_seconds=3600.0, stale_after_seconds=1e9, coalesce_seconds=window))
 

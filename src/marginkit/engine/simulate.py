@@ -40,7 +40,7 @@ def start_engine(book: Book, profile: Profile, ledger: Ledger | None, insurance_
                  liquidation: LiquidationSettings | None = None, monitor: MonitorSettings | None = None) -> Monitor:
     """A monitor over a resolved book under a model's requirements, its ledger opened (deposits, fund seed)."""
     requirements = MODELS[profile.model](book, profile)
-    state = RiskState.from_book(book, requirements)
+    state = RiskState.from_book(book, requirements, profile)
     engine = LiquidationEngine(state, liquidation, ledger, insurance_fund)
     engine.open_ledger()
     return Monitor(state, engine, monitor)

@@ -3,9 +3,11 @@
 Built once from a resolved Book and one model's Requirements. A *scope* is what is margined together: an
 isolated position (its wallet + P&L against its maintenance margin) or a cross or portfolio account as a
 whole (its collateral + all P&L against the sum). Positions are delta-one linear contracts (futures and
-perpetuals) in one settlement currency; per position the requirement is notional × a rate, the rates taken
-from the model's per-position figures at the start (the tiered model's bracket at the initial mark), so a
-price event re-margins the affected positions with a few array operations (DESIGN.md principle 2).
+perpetuals) in one settlement currency. Per position the requirement is, under a tiered profile, its bracket
+table read again at every price (IM = notional / leverage, MM = notional × rate − amount, the bracket of the
+current notional: a position that grows into a higher bracket is margined at its rate), and otherwise notional
+× the rates of the model's per-position figures at the start. A price event re-margins the affected accounts in
+compiled passes over their positions (DESIGN.md principle 2).
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from numpy.typing import NDArray
 from marginkit.accounts.state import HEALTHY, LIQUIDATION, MARGIN_CALL, STATUS_NAMES
 from marginkit.book import FUTURE, ISOLATED, PERPETUAL, Book
 from marginkit.errors import InputError
+from marginkit.io.profile_file import Profile
 from marginkit.models.requirements import Requirements
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
+# position table, chosen leverage, notional at entry?, caps, counts, rates, amounts, maximum leverages
+Brackets = tuple[I64, F64, NDArray[np.bool_], F64, I64, F64, F64, F64]
 
 __all__ = ["HEALTHY", "LIQUIDATION", "MARGIN_CALL", "STATUS_NAMES", "RiskState", "ranges"]
 
@@ -50,11 +55,59 @@ def _accounts_of(instruments: I64, instrument_ptr: I64, instrument_order: I64, p
     return result
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _bracket_margin(unit: float, own: float, t: int, caps: F64, counts: I64, rates: F64, amounts: F64,
+                    leverages: F64) -> tuple[float, float]:  # pragma: no cover - compiled
+    """IM and MM of a notional N in quote units under bracket table t: N / leverage and max(N × rate_b − amount_b,
+    0), the bracket of N (the last beyond its cap), the chosen leverage capped by the bracket's maximum."""
+    last = counts[t] - 1
+    b = 0
+    while b < last and unit > caps[t, b]:
+        b += 1
+    maximum = leverages[t, b]
+    leverage = (own if own < maximum else maximum) if own > 0.0 else maximum
+    required = unit * rates[t, b] - amounts[t, b]
+    return unit / leverage, (required if required > 0.0 else 0.0)
+
+
+@njit(cache=True, nogil=True)
+def _position_figures(positions: I64, position_instrument: I64, quantity: F64, entry: F64, contract_size: F64,
+                      fx: F64, mark: F64, initial_rate: F64, maintenance_rate: F64, brackets: Brackets
+                      ) -> tuple[F64, F64, F64]:  # pragma: no cover - compiled
+    """P&L, initial and maintenance margin of the positions at the marks (settlement currency): the fixed rates,
+    or the position's bracket table at its current notional (`_bracket_margin`)."""
+    table, leverage_setting, basis_entry, caps, counts, rates, amounts, leverages = brackets
+    n = positions.size
+    pnl = np.empty(n)
+    initial = np.empty(n)
+    maintenance = np.empty(n)
+    for k in range(n):
+        p = positions[k]
+        instrument = position_instrument[p]
+        price = mark[instrument]
+        scaled = quantity[p] * contract_size[instrument] * fx[instrument]
+        pnl[k] = scaled * (price - entry[p])
+        t = table[p]
+        if t < 0:
+            notional = abs(scaled) * price
+            initial[k] = notional * initial_rate[p]
+            maintenance[k] = notional * maintenance_rate[p]
+        else:
+            unit = abs(quantity[p]) * contract_size[instrument] * (entry[p] if basis_entry[p] else price)
+            initial_unit, maintenance_unit = _bracket_margin(unit, leverage_setting[p], t, caps, counts, rates,
+                                                             amounts, leverages)
+            initial[k] = initial_unit * fx[instrument]
+            maintenance[k] = maintenance_unit * fx[instrument]
+    return pnl, initial, maintenance
+
+
 @njit(cache=True, nogil=True)
 def _status_of(accounts: I64, account_scope_ptr: I64, scope_position_ptr: I64, position_instrument: I64,
                quantity: F64, entry: F64, contract_size: F64, fx: F64, mark: F64, initial_rate: F64,
-               maintenance_rate: F64, scope_cash: F64) -> NDArray[np.int8]:  # pragma: no cover - compiled
+               maintenance_rate: F64, scope_cash: F64, brackets: Brackets
+               ) -> NDArray[np.int8]:  # pragma: no cover - compiled
     """Each account's worst scope status, with the same float operations, in the same order, as `scope_status`."""
+    table, leverage_setting, basis_entry, caps, counts, rates, amounts, leverages = brackets
     status = np.zeros(accounts.size, dtype=np.int8)
     for k in range(accounts.size):
         account = accounts[k]
@@ -69,9 +122,17 @@ def _status_of(accounts: I64, account_scope_ptr: I64, scope_position_ptr: I64, p
                 price = mark[instrument]
                 scaled = quantity[p] * contract_size[instrument] * fx[instrument]
                 pnl += scaled * (price - entry[p])
-                notional = abs(scaled) * price
-                initial += notional * initial_rate[p]
-                maintenance += notional * maintenance_rate[p]
+                t = table[p]
+                if t < 0:
+                    notional = abs(scaled) * price
+                    initial += notional * initial_rate[p]
+                    maintenance += notional * maintenance_rate[p]
+                else:
+                    unit = abs(quantity[p]) * contract_size[instrument] * (entry[p] if basis_entry[p] else price)
+                    initial_unit, maintenance_unit = _bracket_margin(unit, leverage_setting[p], t, caps, counts,
+                                                                     rates, amounts, leverages)
+                    initial += initial_unit * fx[instrument]
+                    maintenance += maintenance_unit * fx[instrument]
                 if quantity[p] != 0:
                     open_scope = True
             equity = scope_cash[scope] + pnl
@@ -125,11 +186,22 @@ class RiskState:
     instrument_order: I64
     status: NDArray[np.int8]  # per account
     deadline: F64  # per account: margin-call deadline, inf if none
+    # Tiered bracket tables (models/tiered.py), re-read at every price: a position's table (-1: the fixed rates
+    # above), its chosen leverage (0: the bracket's maximum), whether its notional is at entry, and the tables.
+    position_table: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    position_leverage: F64 = field(default_factory=lambda: np.zeros(0))
+    position_basis_entry: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
+    table_caps: F64 = field(default_factory=lambda: np.zeros((1, 1)))
+    table_counts: I64 = field(default_factory=lambda: np.ones(1, dtype=np.int64))
+    table_rates: F64 = field(default_factory=lambda: np.zeros((1, 1)))
+    table_amounts: F64 = field(default_factory=lambda: np.zeros((1, 1)))
+    table_leverages: F64 = field(default_factory=lambda: np.ones((1, 1)))
     _seen: NDArray[np.bool_] | None = field(default=None, init=False, repr=False)  # scratch of accounts_of_instruments
 
     @classmethod
-    def from_book(cls, book: Book, requirements: Requirements) -> RiskState:
-        """Arrays of a Book of linear futures and perpetuals in one settlement currency, at the model's rates."""
+    def from_book(cls, book: Book, requirements: Requirements, profile: Profile | None = None) -> RiskState:
+        """Arrays of a Book of linear futures and perpetuals in one settlement currency, at the model's rates
+        (and, with the tiered `profile`, its bracket tables, re-read at every price)."""
         kind = book.kind
         if book.instruments and (((kind != FUTURE) & (kind != PERPETUAL)).any() or book.inverse.any()):
             raise InputError("the engine margins linear futures and perpetuals only", field="instruments")
@@ -202,8 +274,31 @@ class RiskState:
             status=np.zeros(book.account_count, dtype=np.int8),
             deadline=np.full(book.account_count, np.inf),
         )
+        state.position_table = np.full(account.size, -1, dtype=np.int64)
+        state.position_leverage = np.zeros(account.size)
+        state.position_basis_entry = np.zeros(account.size, dtype=np.bool_)
+        if profile is not None and profile.model == "tiered" and account.size:
+            state._use_brackets(book, profile)
         state.status[:] = state.account_status(np.arange(book.account_count, dtype=np.int64))
         return state
+
+    def _use_brackets(self, book: Book, profile: Profile) -> None:
+        """The tiered profile's bracket tables for every position (dYdX liquidity tiers keep their fixed rates)."""
+        from marginkit.models.tiered import _table_of_positions, compile_tables
+        from marginkit.models.tiered_parameters import parse_tiered_parameters
+
+        tables = compile_tables(parse_tiered_parameters(profile))
+        table = _table_of_positions(book, tables)
+        bracketed = np.array([tier is None for tier in tables.liquidity_tier], dtype=np.bool_)
+        entry_basis = np.array([s["mm_basis"] == "entry" for s in tables.settings], dtype=np.bool_)
+        self.position_table = np.where(bracketed[table], table, -1).astype(np.int64)
+        self.position_leverage = np.nan_to_num(book.leverage.astype(np.float64), nan=0.0)
+        self.position_basis_entry = entry_basis[table]
+        self.table_caps = tables.caps.astype(np.float64)
+        self.table_counts = tables.counts.astype(np.int64)
+        self.table_rates = tables.rates.astype(np.float64)
+        self.table_amounts = tables.amounts.astype(np.float64)
+        self.table_leverages = tables.leverages.astype(np.float64)
 
     @property
     def account_count(self) -> int:
@@ -211,12 +306,15 @@ class RiskState:
 
     def position_figures(self, positions: I64) -> tuple[F64, F64, F64]:
         """P&L, initial and maintenance margin of positions at the current marks (settlement currency)."""
-        instrument = self.position_instrument[positions]
-        mark = self.mark[instrument]
-        scaled = self.quantity[positions] * self.contract_size[instrument] * self.fx[instrument]
-        pnl = scaled * (mark - self.entry[positions])
-        notional = np.abs(scaled) * mark
-        return pnl, notional * self.initial_rate[positions], notional * self.maintenance_rate[positions]
+        return _position_figures(np.ascontiguousarray(positions, dtype=np.int64), self.position_instrument,
+                                 self.quantity, self.entry, self.contract_size, self.fx, self.mark, self.initial_rate,
+                                 self.maintenance_rate, self.brackets)
+
+    @property
+    def brackets(self) -> Brackets:
+        """The bracket tables in the compiled kernels' argument order."""
+        return (self.position_table, self.position_leverage, self.position_basis_entry, self.table_caps,
+                self.table_counts, self.table_rates, self.table_amounts, self.table_leverages)
 
     def scope_figures(self, scopes: I64) -> tuple[F64, F64, F64]:
         """Equity, initial and maintenance margin of scopes (cash + Σ P&L, Σ IM, Σ MM)."""
@@ -251,7 +349,7 @@ class RiskState:
         return _status_of(np.ascontiguousarray(accounts, dtype=np.int64), self.account_scope_ptr,
                           self.scope_position_ptr, self.position_instrument, self.quantity, self.entry,
                           self.contract_size, self.fx, self.mark, self.initial_rate, self.maintenance_rate,
-                          self.scope_cash)
+                          self.scope_cash, self.brackets)
 
     def accounts_of_instruments(self, instruments: I64) -> I64:
         """Sorted accounts holding any of the instruments (the CSR index instrument → positions → accounts)."""

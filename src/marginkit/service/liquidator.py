@@ -79,7 +79,7 @@ class ServiceEngine:
             book = service.book(snapshots)
             requirements = MODELS[service.profile.model](book, service.profile)
             try:
-                state = RiskState.from_book(book, requirements)
+                state = RiskState.from_book(book, requirements, service.profile)
             except InputError as error:
                 self.covered = str(error)
                 return []
