@@ -16,6 +16,8 @@ from rich.table import Table
 
 from marginkit.accounts import account_state, apply_credit_tier
 from marginkit.book import Book, resolve
+from marginkit.clearing.commands import ccp_app
+from marginkit.clearing.drill_command import register_default_drill
 from marginkit.collateral import apply_collateral, load_collateral_schedule, value_collateral
 from marginkit.comparison import print_efficiency, run_comparison
 from marginkit.comparison_report import write_comparison_report
@@ -501,6 +503,8 @@ def serve(
 
 app.add_typer(ledger_app(ledger_margin_check), name="ledger")
 app.add_typer(import_app, name="import")
+register_default_drill(ccp_app)
+app.add_typer(ccp_app, name="ccp")
 
 
 def main() -> None:
