@@ -477,10 +477,16 @@ def serve(
     keys: Annotated[Path | None, typer.Option(
         "--keys", help="API keys file: key -> account id or 'operator' (default: a fresh operator key, printed).")
     ] = None,
+    clearing: Annotated[Path | None, typer.Option(
+        "--clearing", help="A clearing-house file: open the house on the ledger and serve its members' routes "
+                           "(/members/…, /clearing/…); a key may map to a member id. The house starts from the "
+                           "file's book.")] = None,
 ) -> None:
     """Start the HTTP API (service/): accounts, ledger, margin, what-if, liquidations, events, /openapi.json."""
     import uvicorn
 
+    from marginkit.clearing.house import ClearingHouse
+    from marginkit.clearing.spec import load_clearing
     from marginkit.service import create_app, generate_key, load_keys
     from marginkit.service.app import DEFAULT_MARKET
 
@@ -488,15 +494,22 @@ def serve(
         chosen = choose_profile(None, profile, None)
         data = _market_data(market) if market is not None else DEFAULT_MARKET
         mapping = load_keys(keys) if keys is not None else None
+        spec = load_clearing(clearing) if clearing is not None else None
         ledger = Ledger.open(db)
     except InputError as error:
         _fail(error)
+    try:
+        house = ClearingHouse.open(spec, ledger) if spec is not None else None
+    except InputError as error:
+        ledger.close()
+        _fail(error.in_file(str(clearing)))
     if mapping is None:
         operator_key = generate_key()
         mapping = {operator_key: "operator"}
         print(f"operator key (shown once): {operator_key}", flush=True)
     try:
-        uvicorn.run(create_app(ledger, data, chosen, mapping), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(ledger, data, chosen, mapping, clearing=house), host=host, port=port,
+                    log_level="warning")
     finally:
         ledger.close()
 

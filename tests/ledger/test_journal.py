@@ -25,6 +25,18 @@ def test_floats_and_non_finite_values_are_refused(value: object) -> None:
         parse_decimal(value, "amount")
 
 
+@pytest.mark.parametrize("value", ["1e-999999999999999999", "1e41", "-3E+999999"])
+def test_amounts_beyond_the_ledgers_range_are_refused_before_any_arithmetic(value: str) -> None:
+    with pytest.raises(LedgerRefusal, match="range") as caught:
+        parse_decimal(value, "amount")
+    assert caught.value.field == "amount"
+
+
+def test_an_amount_whose_scaling_underflows_is_refused_not_written_as_zero() -> None:
+    with pytest.raises(LedgerRefusal, match="decimals"):
+        to_minor(Decimal("1e-999999999999999999"), ASSETS["USDC"], "amount")
+
+
 def test_too_many_decimals_is_refused_and_exact_amounts_are_minor_units() -> None:
     usd = ASSETS["USD"]
     assert to_minor(Decimal("100.25"), usd, "amount") == 10025

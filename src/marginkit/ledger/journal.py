@@ -139,6 +139,8 @@ def parse_decimal(value: Any, field_name: str) -> Decimal:
         raise LedgerRefusal("must be a decimal number", field=field_name)
     if not number.is_finite():
         raise LedgerRefusal("must be finite", field=field_name)
+    if number != 0 and not -40 <= number.adjusted() <= 40:
+        raise LedgerRefusal(f"{value!r} is out of the ledger's range (10^-40 to 10^40)", field=field_name)
     return number
 
 
@@ -149,6 +151,8 @@ def to_minor(amount: Decimal, asset: Asset, field_name: str) -> int:
         raise LedgerRefusal(f"{format_decimal(amount)} has more than {asset.decimals} decimals for {asset.name}",
                             field=field_name)
     minor = int(scaled)
+    if minor == 0 and amount != 0:  # an amount so small that scaling underflowed to zero
+        raise LedgerRefusal(f"{amount} has more than {asset.decimals} decimals for {asset.name}", field=field_name)
     if abs(minor) > MAX_MINOR:
         raise LedgerRefusal(f"{format_decimal(amount)} {asset.name} is too large for the ledger", field=field_name)
     return minor

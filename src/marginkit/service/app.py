@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from marginkit.accounts import account_state
 from marginkit.book import Book, resolve
+from marginkit.clearing.house import ClearingHouse
 from marginkit.engine.events import EngineEvent, InsuranceFundMove, Liquidation, StatusChange
 from marginkit.errors import InputError
 from marginkit.io.book_file import parse_book
@@ -215,6 +216,7 @@ class MarginService:
         self.profile = profile
         self.lock = threading.Lock()
         self._instrument_ids = {i.get("id") for i in self.market.get("instruments", []) if isinstance(i, dict)}
+        self.excluded: set[str] = set()  # ledger accounts the market does not margin (a clearing house's)
 
     def snapshot(self, account: str) -> tuple[dict[str, Decimal], dict[str, tuple[Decimal, Decimal | None]]]:
         """Collateral balances and positions (contracts, average entry) of one account, from the ledger."""
@@ -233,7 +235,7 @@ class MarginService:
         held = self.ledger.positions()
         result = {}
         for account, balances in self.ledger.balances().items():
-            if account.startswith("@"):
+            if account.startswith("@") or account in self.excluded:
                 continue
             collateral = {a: v for a, v in balances.items() if kinds.get(a) == "asset"}
             mine = held.get(account, {})
@@ -410,10 +412,11 @@ def _result(result: Result) -> OperationResponse:
 
 
 def create_app(ledger: Ledger, market_spec: Mapping[str, Any], profile: Profile, keys: Mapping[str, str],
-               *, bus: EventBus | None = None) -> FastAPI:
+               *, bus: EventBus | None = None, clearing: ClearingHouse | None = None) -> FastAPI:
     """The API over `ledger`, margining at `market_spec` (as_of, instruments, market) under `profile`.
 
-    `keys` maps an API key to an account id or "operator".
+    `keys` maps an API key to an account id, a clearing member id or "operator"; with `clearing` (a house open
+    on `ledger`) the members' and the operator's clearing routes are added (service/clearing.py).
     """
     service = MarginService(ledger, market_spec, profile)
     registered = ledger.assets(refresh=True)
@@ -627,7 +630,8 @@ def create_app(ledger: Ledger, market_spec: Mapping[str, Any], profile: Profile,
         engine.record_prices(body.marks, body.index, now)
         events.publish("price", None, {"marks": body.marks, "index": body.index})
         counts = publish_engine(margin_call(lambda: engine.run(now)))
-        for account in sorted(a for a in ledger.balances() if not a.startswith("@") and a != LIQUIDATOR):
+        for account in sorted(a for a in ledger.balances()
+                              if not a.startswith("@") and a != LIQUIDATOR and a not in service.excluded):
             publish_status(account)
         return {"market": section, "engine": {**counts, "not_covered": engine.covered}}
 
@@ -667,4 +671,10 @@ def create_app(ledger: Ledger, market_spec: Mapping[str, Any], profile: Profile,
     from marginkit.service.dashboard import install_dashboard  # imports this module: installed last
 
     install_dashboard(app, service)
+    if clearing is not None:
+        from marginkit.service.clearing import install_clearing
+
+        # The clearing house margins its own accounts (per member, by their profiles), not the service's market.
+        service.excluded |= {*clearing.account_ids, clearing.id, clearing.rounding_account}
+        install_clearing(app, clearing, events)
     return app

@@ -38,7 +38,8 @@ def _urgency(row: dict[str, Any]) -> float:
 def account_rows(service: MarginService) -> list[dict[str, Any]]:
     """Every non-system account's margin figures, nearest liquidation first."""
     snapshots = service.snapshots()
-    names = sorted(a for a in service.ledger.balances(include_zero=True) if not a.startswith("@") and a != LIQUIDATOR)
+    names = sorted(a for a in service.ledger.balances(include_zero=True) if not a.startswith("@") and a != LIQUIDATOR
+                   and a not in service.excluded)
     if not names:
         return []
     empty: tuple[dict[str, Decimal], dict[str, tuple[Decimal, Decimal | None]]] = ({}, {})
