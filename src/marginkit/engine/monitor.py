@@ -67,6 +67,8 @@ class Monitor:
     # -- batches ------------------------------------------------------------------------------------------
     def process(self, events: Iterable[PriceEvent]) -> list[EngineEvent]:
         """Apply a batch of price events (each instrument's latest counts) and return what they caused."""
+        if isinstance(events, list) and len(events) == 1 and events[0].instrument is not None:
+            return self._process_one(events[0])
         state = self.state
         latest: dict[int, tuple[float, float]] = {}  # instrument -> (time, mark)
         count = 0
@@ -128,12 +130,42 @@ class Monitor:
             local, weights=stale.astype(np.float64), minlength=accounts.size) > 0
         return result
 
-    def _remargin(self, accounts: I64) -> list[EngineEvent]:
+    def _process_one(self, event: PriceEvent) -> list[EngineEvent]:
+        """`process` of one instrument's price: the same steps without the batch bookkeeping."""
+        state = self.state
+        instrument = self.instrument_of.get(event.instrument)  # type: ignore[arg-type]
+        if instrument is None:
+            raise InputError(f"unknown instrument {event.instrument!r}", field="instrument")
+        self.clock = max(self.clock, event.time)
+        self.events_in += 1
+        self.batches += 1
+        if event.time < state.mark_time[instrument]:
+            self.stale_ignored += 1  # out of order: an older price never replaces a newer one
+            moved = np.zeros(0, dtype=np.int64)
+        else:
+            state.mark[instrument] = event.price
+            state.mark_time[instrument] = event.time
+            moved = np.array([instrument], dtype=np.int64)
+        if self.clock >= self._earliest_deadline or self.frozen:
+            accounts = state.accounts_of_instruments(moved)
+            due = np.flatnonzero(state.deadline <= self.clock)
+            extra = np.union1d(due, np.fromiter(self.frozen, dtype=np.int64, count=len(self.frozen)))
+            out = self._remargin(np.union1d(accounts, extra))
+        else:
+            accounts, new = state.affected_status(moved)
+            out = self._remargin(accounts, new)
+        if self.clock >= self._earliest_deadline:
+            self._earliest_deadline = float(state.deadline.min())
+        return out
+
+    def _remargin(self, accounts: I64, new: np.ndarray[tuple[int], np.dtype[np.int8]] | None = None
+                  ) -> list[EngineEvent]:
         state = self.state
         out: list[EngineEvent] = []
         if not accounts.size:
             return out
-        new = state.account_status(accounts)
+        if new is None:
+            new = state.account_status(accounts)
         moved = new != state.status[accounts]
         due = new == LIQUIDATION
         expiring = self.clock >= self._earliest_deadline

@@ -144,6 +144,19 @@ def _status_of(accounts: I64, account_scope_ptr: I64, scope_position_ptr: I64, p
     return status
 
 
+@njit(cache=True, nogil=True)
+def _affected(instruments: I64, instrument_ptr: I64, instrument_order: I64, position_account: I64,
+              seen: NDArray[np.bool_], account_scope_ptr: I64, scope_position_ptr: I64, position_instrument: I64,
+              quantity: F64, entry: F64, contract_size: F64, fx: F64, mark: F64, initial_rate: F64,
+              maintenance_rate: F64, scope_cash: F64, brackets: Brackets
+              ) -> tuple[I64, NDArray[np.int8]]:  # pragma: no cover - compiled
+    """`_accounts_of` then `_status_of` in one call (one dispatch per price event)."""
+    accounts = _accounts_of(instruments, instrument_ptr, instrument_order, position_account, seen)
+    status = _status_of(accounts, account_scope_ptr, scope_position_ptr, position_instrument, quantity, entry,
+                        contract_size, fx, mark, initial_rate, maintenance_rate, scope_cash, brackets)
+    return accounts, status
+
+
 def ranges(starts: I64, ends: I64) -> I64:
     """The concatenation of arange(start, end) for each pair, without a Python loop."""
     lengths = ends - starts
@@ -350,6 +363,16 @@ class RiskState:
                           self.scope_position_ptr, self.position_instrument, self.quantity, self.entry,
                           self.contract_size, self.fx, self.mark, self.initial_rate, self.maintenance_rate,
                           self.scope_cash, self.brackets)
+
+    def affected_status(self, instruments: I64) -> tuple[I64, NDArray[np.int8]]:
+        """The sorted accounts holding any of the instruments and their statuses (one compiled call)."""
+        if self._seen is None or self._seen.size != self.account_count:
+            self._seen = np.zeros(self.account_count, dtype=np.bool_)
+        return _affected(np.ascontiguousarray(instruments, dtype=np.int64), self.instrument_ptr,
+                         self.instrument_order, self.position_account, self._seen, self.account_scope_ptr,
+                         self.scope_position_ptr, self.position_instrument, self.quantity, self.entry,
+                         self.contract_size, self.fx, self.mark, self.initial_rate, self.maintenance_rate,
+                         self.scope_cash, self.brackets)
 
     def accounts_of_instruments(self, instruments: I64) -> I64:
         """Sorted accounts holding any of the instruments (the CSR index instrument → positions → accounts)."""
