@@ -22,6 +22,10 @@ from marginkit.collateral import apply_collateral, load_collateral_schedule, val
 from marginkit.comparison import print_efficiency, run_comparison
 from marginkit.comparison_report import write_comparison_report
 from marginkit.conformance import report_document, report_lines, run_suite
+from marginkit.distributed.commands import backtest_command as cluster_backtest
+from marginkit.distributed.commands import cluster_option
+from marginkit.distributed.commands import compare_command as cluster_compare
+from marginkit.distributed.commands import margin_command as cluster_margin
 from marginkit.engine.monitor import read_events as read_price_events
 from marginkit.engine.simulate import MODES as SIMULATION_MODES
 from marginkit.engine.simulate import simulate as run_simulation
@@ -65,6 +69,9 @@ ProfileOption = Annotated[str | None, typer.Option("--profile", help="A shipped 
 ParamsOption = Annotated[Path | None, typer.Option("--params", help="A profile file of your own.")]
 CollateralOption = Annotated[str | None, typer.Option(
     "--collateral", help="A collateral profile (shipped name or file): haircuts, chains, credit tiers.")]
+ClusterOption = Annotated[str | None, typer.Option(
+    "--cluster", help="Run on a Dask cluster: local, local:N (N worker processes) or tcp://HOST:PORT (a running "
+                      "scheduler); the same results as without it (docs/cluster.md).")]
 
 
 def _emit(document: dict[str, Any], as_json: bool, printer: Callable[[Console, dict[str, Any]], None]) -> None:
@@ -134,19 +141,26 @@ def margin(
     db: Annotated[str | None, typer.Option("--db", help="Margin the accounts stored in this ledger database.")] = None,
     market: Annotated[Path | None, typer.Option("--market", help="With --db: as_of, instruments and market.")] = None,
     collateral: CollateralOption = None,
+    cluster: ClusterOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Margin every account of BOOK (or of the ledger at --db, with --market) with one model."""
     try:
+        on_cluster = cluster_option(cluster)
         chosen = choose_profile(model, profile, params)
         source = str(book) if book is not None else str(market)
-        resolved = _load(book) if book is not None else _ledger_book(db, market)
-        resolved = with_collateral(resolved, collateral, source)
-        try:
-            document = margin_result(resolved, chosen)
-        except InputError as error:
-            raise error.in_file(source if error.field and error.field.startswith("accounts") else
-                                (chosen.path or chosen.name)) from None
+        if on_cluster is not None:
+            if book is None:
+                raise InputError("--cluster margins a BOOK file, not a ledger's accounts (--db)", field="--cluster")
+            document = cluster_margin(on_cluster, book, chosen, collateral)
+        else:
+            resolved = _load(book) if book is not None else _ledger_book(db, market)
+            resolved = with_collateral(resolved, collateral, source)
+            try:
+                document = margin_result(resolved, chosen)
+            except InputError as error:
+                raise error.in_file(source if error.field and error.field.startswith("accounts") else
+                                    (chosen.path or chosen.name)) from None
     except InputError as error:
         _fail(error)
     _emit(document, as_json, print_margin)
@@ -262,15 +276,17 @@ def compare(
         "--report", help="Write an HTML report with charts (self-contained, opens offline).")] = None,
     level: Annotated[float, typer.Option("--level", help="With --history: the coverage level tested.")] = 0.99,
     horizon: Annotated[int, typer.Option("--horizon", help="With --history: margin period of risk, days.")] = 1,
+    cluster: ClusterOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """The same book under several models and profiles side by side: IM, MM, IM ÷ notional, offset benefit."""
     try:
+        on_cluster = cluster_option(cluster)
         try:
             spec = load_book(book)
         except InputError as error:
             raise error.in_file(str(book)) from None
-        resolved = with_collateral(resolve(spec), collateral, str(book))
+        resolved = with_collateral(resolve(spec), collateral, str(book)) if on_cluster is None else None
         profiles: list[Profile] = []
         skipped: list[dict[str, str]] = []
         names = [n.strip() for n in models_option.split(",")] if models_option else None
@@ -287,10 +303,16 @@ def compare(
             else:
                 raise InputError(f"{name!r} is neither a model nor a shipped profile", field="--models")
         try:
-            comparison = run_comparison(
-                spec, resolved, profiles, book_path=str(book), requested=names, not_covered=skipped,
-                prepare=lambda split: with_collateral(split, collateral, str(book)),
-                history=history, level=level, horizon=horizon)
+            if on_cluster is not None:
+                comparison = cluster_compare(on_cluster, spec, profiles, book_path=str(book), requested=names,
+                                             not_covered=skipped, collateral=collateral, history=history,
+                                             level=level, horizon=horizon)
+            else:
+                assert resolved is not None
+                comparison = run_comparison(
+                    spec, resolved, profiles, book_path=str(book), requested=names, not_covered=skipped,
+                    prepare=lambda split: with_collateral(split, collateral, str(book)),
+                    history=history, level=level, horizon=horizon)
         except InputError as error:
             raise error.in_file(str(book)) from None
         if report is not None:
@@ -385,10 +407,12 @@ def backtest(
     measure: Annotated[str, typer.Option(
         "--measure", help="initial_margin or maintenance_margin (BOOK runs).")] = "initial_margin",
     report: Annotated[Path | None, typer.Option("--report", help="Write an HTML chart (plotly, offline).")] = None,
+    cluster: ClusterOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Backtest margin against realised losses: Kupiec, Christoffersen, traffic light, per year, procyclicality."""
     try:
+        on_cluster = cluster_option(cluster)
         if not 0.0 < level < 1.0:
             raise InputError(f"the level must be in (0, 1), got {level}", field="--level")
         charted: Mapping[str, BacktestSeries]
@@ -409,8 +433,10 @@ def backtest(
                 raise error.in_file(str(book)) from None
             levels = load_history(history)
             try:
-                charted = backtest_book(spec, chosen, levels, horizon=horizon, measure=measure,
-                                        accounts=[account] if account is not None else None)
+                charted = (backtest_book(spec, chosen, levels, horizon=horizon, measure=measure,
+                                         accounts=[account] if account is not None else None) if on_cluster is None
+                           else cluster_backtest(on_cluster, spec, chosen, levels, horizon=horizon, measure=measure,
+                                                 accounts=[account] if account is not None else None))
                 document = book_backtest_document(spec, chosen, levels, level=level, horizon=horizon,
                                                   measure=measure, computed=charted)
             except InputError as error:
