@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import text
 
-from marginkit.ledger import AccountSnapshot, IdempotencyConflict, Ledger, LedgerRefusal, WithdrawalRefused
+from marginkit.ledger import AccountSnapshot, Asset, IdempotencyConflict, Ledger, LedgerRefusal, WithdrawalRefused
 from marginkit.ledger.journal import make_operation
 
 
@@ -159,6 +159,23 @@ def test_reopening_keeps_the_journal_and_assets(backend: str) -> None:
         with pytest.raises(LedgerRefusal, match="registered as instrument"):
             ledger.add_asset("ETH-PERP", 3, "instrument")
         assert ledger.balances() == {"@external": {"ETH": Decimal("-1.5")}, "alice": {"ETH": Decimal("1.5")}}
+
+
+def test_many_assets_register_in_one_step_or_not_at_all(backend: str) -> None:
+    with Ledger.open(backend) as ledger:
+        # Arrange
+        ledger.add_asset("ETH-PERP", 2, "instrument")
+        batch = [Asset(f"I{n:04d}", 8, "instrument") for n in range(300)]
+
+        # Act
+        ledger.add_assets([*batch, Asset("ETH-PERP", 2, "instrument")])
+
+        # Assert: all 300 registered, the existing one untouched; a batch with one conflict registers nothing
+        assert {a.name for a in batch} <= set(ledger.assets(refresh=True))
+        with pytest.raises(LedgerRefusal, match="registered as instrument") as caught:
+            ledger.add_assets([Asset("NEW-1", 8, "instrument"), Asset("ETH-PERP", 3, "instrument")])
+        assert caught.value.field == "[1].name"
+        assert "NEW-1" not in ledger.assets(refresh=True)
 
 
 def test_a_batch_reports_each_operation_and_keeps_going_past_refusals(backend: str) -> None:

@@ -62,7 +62,7 @@ from marginkit.clearing.spec import CLIENT, ClearingSpec
 from marginkit.domain import Account, BookSpec, Position, PositionMode
 from marginkit.errors import InputError
 from marginkit.io.book_file import parse_utc
-from marginkit.ledger import Ledger, LedgerRefusal, Operation, make_operation, round_credit
+from marginkit.ledger import Asset, Ledger, LedgerRefusal, Operation, make_operation, round_credit
 from marginkit.models import MODELS
 
 F64 = NDArray[np.float64]
@@ -210,15 +210,14 @@ class ClearingHouse:
                 np.zeros(lots.shape[0]))
 
     def _register_instruments(self) -> None:
-        known = self.ledger.assets(refresh=True)
-        for n, name in enumerate(self.instrument_ids):
-            if name in known and known[name].kind == "instrument" and known[name].decimals == QUANTITY_DECIMALS:
-                continue
-            try:
-                self.ledger.add_asset(name, QUANTITY_DECIMALS, "instrument")
-            except LedgerRefusal as error:
-                raise InputError(f"cannot journal the instrument: {error.message}",
-                                 field=f"book.instruments[{n}].id") from None
+        """Journal every instrument's contracts (in 10^-8 lots) in one ledger transaction."""
+        try:
+            self.ledger.add_assets([Asset(name, QUANTITY_DECIMALS, "instrument") for name in self.instrument_ids])
+        except LedgerRefusal as error:
+            where = error.field or ""
+            index = where[1:where.index("]")] if where.startswith("[") else "0"
+            raise InputError(f"cannot journal the instrument: {error.message}",
+                             field=f"book.instruments[{index}].id") from None
 
     def _opening_deposits(self) -> list[Operation]:
         known = self.ledger.assets()

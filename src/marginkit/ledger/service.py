@@ -136,29 +136,50 @@ class Ledger:
             self._assets = {r.name: Asset(r.name, int(r.decimals), r.kind) for r in rows}
         return dict(self._assets)
 
-    def add_asset(self, name: str, decimals: int, kind: AssetKind = "asset") -> Asset:
-        """Register an asset (or an instrument's contracts) with its decimal places; re-adding the same is a no-op."""
+    @staticmethod
+    def _checked_asset(name: Any, decimals: Any, kind: Any) -> Asset:
         if not isinstance(name, str) or not name or name.startswith("@") or len(name) > 64 or " " in name:
             raise LedgerRefusal("must be a name of 1 to 64 characters without spaces", field="name")
         if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= MAX_DECIMALS:
             raise LedgerRefusal(f"must be an integer from 0 to {MAX_DECIMALS}", field="decimals")
         if kind not in ("asset", "instrument"):
             raise LedgerRefusal("must be asset or instrument", field="kind")
-        asset = Asset(name, decimals, kind)
-        existing = self.assets(refresh=True).get(name)
-        if existing is not None:
-            if existing != asset:
-                raise LedgerRefusal(f"{name!r} is registered as {existing.kind} with {existing.decimals} decimals",
-                                    field="name")
-            return existing
-        try:
-            with self.engine.begin() as connection:
-                connection.execute(store.assets.insert().values(name=name, decimals=decimals, kind=kind))
-        except IntegrityError:
-            pass  # registered concurrently: checked below
-        if self.assets(refresh=True).get(name) != asset:
-            raise LedgerRefusal(f"{name!r} is registered with other terms", field="name")
+        return Asset(name, decimals, kind)
+
+    def add_asset(self, name: str, decimals: int, kind: AssetKind = "asset") -> Asset:
+        """Register an asset (or an instrument's contracts) with its decimal places; re-adding the same is a no-op."""
+        asset = self._checked_asset(name, decimals, kind)
+        self.add_assets([asset])
         return asset
+
+    def add_assets(self, assets: Sequence[Asset]) -> None:
+        """Register many assets in one transaction (re-adding the same is a no-op); a refusal names the index
+        (`[n].name`) when there are several, and nothing is registered."""
+        several = len(assets) > 1
+        checked = []
+        for n, item in enumerate(assets):
+            try:
+                checked.append(self._checked_asset(item.name, item.decimals, item.kind))
+            except LedgerRefusal as error:
+                raise LedgerRefusal(error.message, field=f"[{n}].{error.field}" if several else error.field) \
+                    from None
+        known = self.assets(refresh=True)
+
+        def conflicts(registered: Mapping[str, Asset]) -> None:
+            for n, asset in enumerate(checked):
+                existing = registered.get(asset.name)
+                if existing is not None and existing != asset:
+                    raise LedgerRefusal(f"{asset.name!r} is registered as {existing.kind} with {existing.decimals} "
+                                        "decimals", field=f"[{n}].name" if several else "name")
+
+        conflicts(known)
+        missing = list({a.name: a for a in checked if a.name not in known}.values())
+        if missing:
+            insert = pg_insert if self.backend == "postgresql" else sqlite_insert
+            with self.engine.begin() as connection:
+                connection.execute(insert(store.assets).on_conflict_do_nothing(),
+                                   [{"name": a.name, "decimals": a.decimals, "kind": a.kind} for a in missing])
+            conflicts(self.assets(refresh=True))  # registered concurrently with other terms?
 
     # ---- operations -----------------------------------------------------------------------------
 
