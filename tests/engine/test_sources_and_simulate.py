@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
-import subprocess
-import time
 import uuid
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from marginkit.cli import app
@@ -29,9 +24,6 @@ from marginkit.ledger import Ledger
 from tests.engine.helpers import T0, book_spec, engine
 
 FRESH = MonitorSettings(margin_call_seconds=600.0, stale_after_seconds=3600.0)  # ETH has no new price here
-NATS_URL = "nats://127.0.0.1:4222"
-NATS_START = ("start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 "
-              "-p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log")
 
 CROSS = [{"id": "c", "mode": "cross", "collateral": {"USDT": 12_000.0},
           "positions": [{"instrument": "BTC-USDT", "quantity": 1.0, "entry_price": 100_000.0},
@@ -60,30 +52,6 @@ def test_a_csv_replay_and_a_queue_feed_give_the_same_events(tmp_path: Path) -> N
     assert from_file == from_feed
     assert any(isinstance(e, StatusChange) and e.new == "margin_call" for e in from_file)
     assert any(isinstance(e, Liquidation) for e in from_file)
-
-
-def _nats_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 4222), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def nats_server() -> str:
-    if not _nats_up():
-        subprocess.run(NATS_START, shell=True, capture_output=True, timeout=30, check=False)
-        for _ in range(20):
-            if _nats_up():
-                break
-            time.sleep(0.25)
-        else:
-            message = f"no NATS server at {NATS_URL} (tried: {NATS_START})"
-            if os.environ.get("CI", "").lower() == "true":
-                pytest.fail(message)
-            pytest.skip(message)
-    return NATS_URL
 
 
 def test_price_events_from_a_nats_subject(nats_server: str, tmp_path: Path) -> None:

@@ -30,10 +30,9 @@ from marginkit.io.profile_file import Profile
 from marginkit.models import MODELS
 from marginkit.models.var_parameters import parse_var_parameters
 from marginkit.validation.backtest import (
-    MEASURES,
     BacktestSeries,
     as_price_history,
-    margin_period_days,
+    backtest_inputs,
     move_in_time,
     move_market,
 )
@@ -198,27 +197,8 @@ def backtest_on_cluster(client: ClusterClient, spec: BookSpec, profile: Profile,
                         horizon: int | None = None, measure: str = "initial_margin",
                         accounts: Sequence[str] | None = None, parts: int | None = None) -> dict[str, BacktestSeries]:
     """`validation.backtest.backtest_book` on the cluster: the same series, bit for bit, and the same errors."""
-    if horizon is None:
-        horizon = margin_period_days(profile)
-    if horizon < 1:
-        raise InputError("the margin period of risk is at least one day", field="--horizon")
-    if measure not in MEASURES:
-        raise InputError(f"measure must be one of {', '.join(MEASURES)}", field="--measure")
-    levels = as_price_history(history)
+    spec, horizon, levels, _moving = backtest_inputs(spec, profile, history, horizon, measure, accounts)
     count = len(levels.dates)
-    if count <= horizon + 1:
-        raise InputError(f"{count} days of history leave too few days for a {horizon}-day backtest", field="--history")
-    ids = [a.id for a in spec.accounts]
-    if accounts is not None:
-        unknown = [a for a in accounts if a not in ids]
-        if unknown:
-            raise InputError(f"no account {unknown[0]!r} in the book", field="--account")
-        spec = replace(spec, accounts=tuple(a for a in spec.accounts if a.id in accounts))
-    held = {i.underlying for i in spec.instruments}
-    moving = sorted(held & set(levels.levels) & set(spec.market.index))
-    if not moving:
-        raise InputError(f"the history has none of the book's underlyings ({', '.join(sorted(held))})",
-                         field="--history")
     resolve(empty_spec(spec))  # the instruments' and market's own errors, before any day
     wants_history = "history" in inspect.signature(MODELS[profile.model]).parameters
     split = _by_accounts if carries_over(profile) else _by_days

@@ -285,17 +285,10 @@ def margin_period_days(profile: Profile) -> int:
     return int(stated) if isinstance(stated, int | float) and stated >= 1 else 1
 
 
-def backtest_book(spec: BookSpec, profile: Profile, history: Any, *, horizon: int | None = None,
-                  measure: str = "initial_margin", accounts: Sequence[str] | None = None,
-                  model: ModelCallable | None = None) -> dict[str, BacktestSeries]:
-    """Run `model` (default: the profile's model) day by day over `history`; one series per account.
-
-    Returns, for each account (all, or those named in `accounts`), the requirement (`measure`) of each day t
-    with a realised loss over t → t+horizon, i.e. every history day but the last `horizon` (default: the
-    profile's `margin_period_days`, else 1). A model taking `history=` that raises InputError (too little
-    history) before its first margin is warming up: those first days are not backtested; if it never
-    margins, its last error is raised.
-    """
+def backtest_inputs(spec: BookSpec, profile: Profile, history: Any, horizon: int | None, measure: str,
+                    accounts: Sequence[str] | None) -> tuple[BookSpec, int, PriceHistory, list[str]]:
+    """Check a backtest's inputs: the book (narrowed to `accounts`), the horizon in days, the price history and
+    the book's underlyings that it moves; each refusal names its option."""
     if horizon is None:
         horizon = margin_period_days(profile)
     if horizon < 1:
@@ -317,6 +310,22 @@ def backtest_book(spec: BookSpec, profile: Profile, history: Any, *, horizon: in
     if not moving:
         raise InputError(f"the history has none of the book's underlyings ({', '.join(sorted(held))})",
                          field="--history")
+    return spec, horizon, levels, moving
+
+
+def backtest_book(spec: BookSpec, profile: Profile, history: Any, *, horizon: int | None = None,
+                  measure: str = "initial_margin", accounts: Sequence[str] | None = None,
+                  model: ModelCallable | None = None) -> dict[str, BacktestSeries]:
+    """Run `model` (default: the profile's model) day by day over `history`; one series per account.
+
+    Returns, for each account (all, or those named in `accounts`), the requirement (`measure`) of each day t
+    with a realised loss over t → t+horizon, i.e. every history day but the last `horizon` (default: the
+    profile's `margin_period_days`, else 1). A model taking `history=` that raises InputError (too little
+    history) before its first margin is warming up: those first days are not backtested; if it never
+    margins, its last error is raised.
+    """
+    spec, horizon, levels, moving = backtest_inputs(spec, profile, history, horizon, measure, accounts)
+    count = len(levels.dates)
     margin: ModelCallable = model or MODELS[profile.model]
     accepted = inspect.signature(margin).parameters
     wants_history, wants_previous = "history" in accepted, "previous_margin" in accepted
