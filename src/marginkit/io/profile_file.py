@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -73,6 +74,23 @@ class StrictParameters(BaseModel):
 
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
+BuiltT = TypeVar("BuiltT")
+_BUILT: dict[tuple[int, str], tuple[Profile, Any]] = {}
+
+
+def built_once(profile: Profile, what: str, build: Callable[[Profile], BuiltT]) -> BuiltT:
+    """`build(profile)` once per profile object and `what` (a profile is an immutable value): a model's validated
+    and compiled parameters are reused by every call with the same profile (the service margins per request)."""
+    key = (id(profile), what)
+    hit = _BUILT.get(key)
+    if hit is not None and hit[0] is profile:
+        value: BuiltT = hit[1]
+        return value
+    value = build(profile)
+    if len(_BUILT) >= 256:
+        _BUILT.clear()
+    _BUILT[key] = (profile, value)  # the entry holds the profile, so its id cannot be reused while cached
+    return value
 
 
 def parse_parameters(profile: Profile, schema: type[SchemaT]) -> SchemaT:

@@ -419,7 +419,7 @@ class Ledger:
 
     def balances(self, account: str | None = None, *, include_zero: bool = False) -> dict[str, dict[str, Decimal]]:
         """Balances per account and asset (instruments: positions in contracts), as exact Decimals."""
-        assets = self.assets(refresh=True)
+        assets = self.assets()
         query = select(store.balances).order_by(store.balances.c.account, store.balances.c.asset)
         if account is not None:
             query = query.where(store.balances.c.account == account)
@@ -427,6 +427,8 @@ class Ledger:
         with self.engine.connect() as connection:
             for row in connection.execute(query):
                 if row.amount or include_zero:
+                    if row.asset not in assets:  # registered since the cache was read (another process)
+                        assets = self.assets(refresh=True)
                     result.setdefault(row.account, {})[row.asset] = from_minor(int(row.amount),
                                                                                assets[row.asset].decimals)
         return result

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from marginkit.book import CROSS, FUTURE, PERPETUAL, PORTFOLIO, Book, sum_by_account
 from marginkit.collateral import collateral_value, position_value_in
-from marginkit.io.profile_file import Profile
+from marginkit.io.profile_file import Profile, built_once
 from marginkit.models import dydx_arithmetic as dydx
 from marginkit.models.coverage import refuse_positions, settlement_margin_assets
 from marginkit.models.requirements import PositionFigures, Requirements
@@ -98,6 +98,11 @@ def compile_tables(parameters: TieredParameters) -> CompiledTables:
         atomic_resolution=tuple(t.atomic_resolution for t in parameters.underlyings.values()),
         price_exponent=tuple(t.price_exponent for t in parameters.underlyings.values()),
     )
+
+
+def _compiled(profile: Profile) -> CompiledTables:
+    """The profile's validated bracket tables (built once per profile: `built_once`)."""
+    return compile_tables(parse_tiered_parameters(profile))
 
 
 def _refuse(book: Book, bad: NDArray[np.bool_], reason: str) -> None:
@@ -191,8 +196,7 @@ def margin(book: Book, profile: Profile) -> Requirements:
     Amounts are in each account's margin currency (USD for linear contracts, the coin for inverse
     ones); prices in quote currency per unit. See the module docstring for the method and sources.
     """
-    parameters = parse_tiered_parameters(profile)
-    tables = compile_tables(parameters)
+    tables = built_once(profile, MODEL, _compiled)
     # Each refusal looks at the positions only when some instrument or account could fail it.
     other_kind = (book.kind != FUTURE) & (book.kind != PERPETUAL)
     if other_kind.any():

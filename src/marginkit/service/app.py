@@ -316,10 +316,8 @@ class MarginService:
             after[order.instrument] = (total, (before_e * abs(before_q) + price * abs(size)) / abs(total))
         else:
             after[order.instrument] = (total, before_e)
-        before_row = self.status(account) if positions or collateral else None
+        before_row = self.figures(self.book({account: (collateral, positions)}))[0]  # the snapshot read above
         after_row = self.figures(self.book({account: (collateral, after)}))[0]
-        if before_row is None:
-            before_row = self.figures(self.book({account: (collateral, positions)}))[0]
         accepted = after_row["equity"] >= after_row["initial_margin"] or (
             after_row["initial_margin"] <= before_row["initial_margin"] and size != 0
             and abs(total) < abs(before_q))
@@ -370,12 +368,12 @@ def _header_key(authorization: str | None, x_api_key: str | None) -> str | None:
     return key
 
 
-def principal(request: Request, authorization: Annotated[str | None, Header()] = None,
+async def principal(request: Request, authorization: Annotated[str | None, Header()] = None,
               x_api_key: Annotated[str | None, Header()] = None) -> str:
     return _holder(request, _header_key(authorization, x_api_key))
 
 
-def stream_principal(request: Request, authorization: Annotated[str | None, Header()] = None,
+async def stream_principal(request: Request, authorization: Annotated[str | None, Header()] = None,
                      x_api_key: Annotated[str | None, Header()] = None,
                      key: Annotated[str | None, Query(max_length=256, description=(
                          "The API key, for clients that cannot send headers (EventSource)"))] = None) -> str:
@@ -385,12 +383,12 @@ def stream_principal(request: Request, authorization: Annotated[str | None, Head
 
 Principal = Annotated[str, Depends(principal)]
 
-def operator(who: Principal) -> str:
+async def operator(who: Principal) -> str:
     if who != OPERATOR:
         raise ServiceError(403, "this route needs the operator key", "authorization")
     return who
 
-def account_scope(account_id: str, who: Principal) -> str:
+async def account_scope(account_id: str, who: Principal) -> str:
     if who not in (OPERATOR, account_id):
         raise ServiceError(403, "this key may not access that account", "account_id")
     return account_id
@@ -569,7 +567,7 @@ def create_app(ledger: Ledger, market_spec: Mapping[str, Any], profile: Profile,
         return _result(result)
 
     @app.get("/accounts/{account_id}/margin", responses=ERRORS, tags=["margin"])
-    def margin(account_id: Account) -> MarginStatus:
+    async def margin(account_id: Account) -> MarginStatus:
         """Equity, initial and maintenance margin, margin ratio and status under the service's profile."""
         row = margin_call(lambda: service.status(account_id))
         return MarginStatus(account=account_id, currency=row["currency"], equity=row["equity"],
@@ -577,7 +575,7 @@ def create_app(ledger: Ledger, market_spec: Mapping[str, Any], profile: Profile,
                             margin_ratio=row["margin_ratio"], status=row["status"], positions=row["positions"])
 
     @app.post("/accounts/{account_id}/what-if", responses=ERRORS, tags=["margin"])
-    def what_if(account_id: Account, body: WhatIfRequest) -> WhatIfResponse:
+    async def what_if(account_id: Account, body: WhatIfRequest) -> WhatIfResponse:
         """Pre-trade check: the margin before and after a hypothetical order, accepted or refused."""
         document = margin_call(lambda: service.what_if(account_id, body))
 

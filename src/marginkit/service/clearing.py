@@ -307,7 +307,7 @@ def _default(event: DefaultEvent) -> DefaultView:
     return DefaultView.model_validate(default_document(event))
 
 
-def member_scope(request: Request, member_id: str, who: Principal) -> str:
+async def member_scope(request: Request, member_id: str, who: Principal) -> str:
     """The member a route is about: the member's own key or the operator's (403 otherwise); 404 if none such."""
     if who not in (OPERATOR, member_id):
         raise ServiceError(403, "this key may not access that member", "member_id")
