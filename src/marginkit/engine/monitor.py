@@ -102,12 +102,17 @@ class Monitor:
         if moved.size:
             state.mark_time[moved] = np.fromiter((t for t, _ in latest.values()), dtype=np.float64, count=moved.size)
             state.mark[moved] = np.fromiter((m for _, m in latest.values()), dtype=np.float64, count=moved.size)
-        accounts = state.accounts_of_instruments(moved) if moved.size else np.zeros(0, dtype=np.int64)
+        return self._after_prices(moved)
+
+    def _after_prices(self, moved: I64) -> list[EngineEvent]:
+        """Re-margin the holders of the moved instruments, with expired margin calls and frozen liquidations."""
+        state = self.state
         if self.clock >= self._earliest_deadline or self.frozen:  # expired margin calls, frozen liquidations
             due = np.flatnonzero(state.deadline <= self.clock)
             extra = np.union1d(due, np.fromiter(self.frozen, dtype=np.int64, count=len(self.frozen)))
-            accounts = np.union1d(accounts, extra)
-        out = self._remargin(accounts)
+            out = self._remargin(np.union1d(state.accounts_of_instruments(moved), extra))
+        else:  # the common case: holders and their statuses in one compiled call
+            out = self._remargin(*state.affected_status(moved))
         if self.clock >= self._earliest_deadline:
             self._earliest_deadline = float(state.deadline.min())
         return out
@@ -146,17 +151,7 @@ class Monitor:
             state.mark[instrument] = event.price
             state.mark_time[instrument] = event.time
             moved = np.array([instrument], dtype=np.int64)
-        if self.clock >= self._earliest_deadline or self.frozen:
-            accounts = state.accounts_of_instruments(moved)
-            due = np.flatnonzero(state.deadline <= self.clock)
-            extra = np.union1d(due, np.fromiter(self.frozen, dtype=np.int64, count=len(self.frozen)))
-            out = self._remargin(np.union1d(accounts, extra))
-        else:
-            accounts, new = state.affected_status(moved)
-            out = self._remargin(accounts, new)
-        if self.clock >= self._earliest_deadline:
-            self._earliest_deadline = float(state.deadline.min())
-        return out
+        return self._after_prices(moved)
 
     def _remargin(self, accounts: I64, new: np.ndarray[tuple[int], np.dtype[np.int8]] | None = None
                   ) -> list[EngineEvent]:

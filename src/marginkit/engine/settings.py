@@ -25,7 +25,7 @@ from marginkit.engine.monitor import MonitorSettings
 from marginkit.io.profile_file import Profile
 from marginkit.io.validation_errors import from_validation_error
 
-NonNegative = Annotated[float, Field(strict=False, allow_inf_nan=False, ge=0)]
+NonNegative = Annotated[float, Field(allow_inf_nan=False, ge=0)]
 
 
 class EngineRecord(BaseModel):

@@ -218,54 +218,47 @@ class MarginService:
         self._instrument_ids = {i.get("id") for i in self.market.get("instruments", []) if isinstance(i, dict)}
         self.excluded: set[str] = set()  # ledger accounts the market does not margin (a clearing house's)
 
-    def snapshot(self, account: str) -> tuple[dict[str, Decimal], dict[str, tuple[Decimal, Decimal | None]]]:
-        """Collateral balances and positions (contracts, average entry) of one account, from the ledger."""
+    def _split(self, balances: Mapping[str, Decimal], held: Mapping[str, tuple[Decimal, Decimal | None]]
+               ) -> tuple[dict[str, Decimal], dict[str, tuple[Decimal, Decimal | None]]]:
+        """An account's ledger balances as collateral and open positions (contracts, average entry from `held`)."""
         kinds = {name: asset.kind for name, asset in self.ledger.assets().items()}
-        balances = self.ledger.balances(account).get(account, {})
         collateral = {a: v for a, v in balances.items() if kinds.get(a) == "asset"}
-        held = self.ledger.positions().get(account, {}) if any(kinds.get(a) == "instrument" for a in balances) \
-            else {}
         positions = {a: (v, held[a][1] if a in held else None) for a, v in balances.items()
                      if kinds.get(a) == "instrument" and v != 0}
         return collateral, positions
 
+    def snapshot(self, account: str) -> tuple[dict[str, Decimal], dict[str, tuple[Decimal, Decimal | None]]]:
+        """Collateral balances and positions (contracts, average entry) of one account, from the ledger."""
+        kinds = {name: asset.kind for name, asset in self.ledger.assets().items()}
+        balances = self.ledger.balances(account).get(account, {})
+        held = self.ledger.positions().get(account, {}) if any(kinds.get(a) == "instrument" for a in balances) \
+            else {}
+        return self._split(balances, held)
+
     def snapshots(self) -> dict[str, tuple[dict[str, Decimal], dict[str, tuple[Decimal, Decimal | None]]]]:
         """`snapshot` of every user account, from one read of the balances and one of the positions."""
-        kinds = {name: asset.kind for name, asset in self.ledger.assets().items()}
         held = self.ledger.positions()
-        result = {}
-        for account, balances in self.ledger.balances().items():
-            if account.startswith("@") or account in self.excluded:
-                continue
-            collateral = {a: v for a, v in balances.items() if kinds.get(a) == "asset"}
-            mine = held.get(account, {})
-            positions = {a: (v, mine[a][1] if a in mine else None) for a, v in balances.items()
-                         if kinds.get(a) == "instrument" and v != 0}
-            result[account] = (collateral, positions)
-        return result
+        return {account: self._split(balances, held.get(account, {}))
+                for account, balances in self.ledger.balances().items()
+                if not account.startswith("@") and account not in self.excluded}
 
-    def settlement_asset(self, instrument: str) -> str | None:
-        """The settlement asset of a market instrument (None if the market has no such instrument)."""
-        for terms in self.market.get("instruments", []):
-            if isinstance(terms, dict) and terms.get("id") == instrument:
-                return str(terms["settlement"])
-        return None
-
-    def realised_on_trade(self, account: str, instrument: str, signed: Decimal, price: Decimal) -> Decimal:
-        """P&L a trade of `signed` contracts at `price` realises for `account` (the part that reduces its position),
-        in the instrument's settlement currency: closed × contract size × (price − entry) × quote→settlement."""
-        quantity, entry = self.ledger.positions().get(account, {}).get(instrument, (Decimal(0), None))
-        if quantity == 0 or entry is None or (quantity > 0) == (signed > 0):
-            return Decimal(0)
+    def realised_on_trade(self, position: tuple[Decimal, Decimal | None] | None, instrument: str, signed: Decimal,
+                          price: Decimal) -> tuple[str, Decimal] | None:
+        """The settlement asset and the P&L that a trade of `signed` contracts at `price` realises on `position`
+        (contracts, entry) — the part that reduces it: closed × contract size × (price − entry) × quote→settlement;
+        None when nothing is realised (an opening trade, an option premium, a coin-settled contract)."""
+        quantity, entry = position if position is not None else (Decimal(0), None)
+        terms = next((i for i in self.market.get("instruments", [])
+                      if isinstance(i, dict) and i.get("id") == instrument), None)
+        if quantity == 0 or entry is None or (quantity > 0) == (signed > 0) or terms is None \
+                or terms.get("type") not in ("future", "perpetual") or terms.get("inverse"):
+            return None
         closed = min(abs(signed), abs(quantity)) * (1 if quantity > 0 else -1)
-        terms = next(i for i in self.market["instruments"] if isinstance(i, dict) and i.get("id") == instrument)
-        if terms.get("type") not in ("future", "perpetual") or terms.get("inverse"):
-            return Decimal(0)  # premiums and coin-settled P&L are not realised by the service's trades
         index = self.market.get("market", {}).get("index", {})
         quote, settlement = terms["quote"], terms["settlement"]
         fx = Decimal(1) if quote == settlement else (
             Decimal(repr(float(index.get(quote, 1.0)))) / Decimal(repr(float(index.get(settlement, 1.0)))))
-        return closed * Decimal(repr(float(terms["contract_size"]))) * (price - entry) * fx
+        return str(settlement), closed * Decimal(repr(float(terms["contract_size"]))) * (price - entry) * fx
 
     def book(self, accounts: Mapping[str, tuple[Mapping[str, Decimal], Mapping[str, tuple[Decimal, Any]]]]) -> Book:
         with self.lock:
@@ -542,20 +535,25 @@ def create_app(ledger: Ledger, market_spec: Mapping[str, Any], profile: Profile,
 
         def book_trade() -> Result:
             price = parse_decimal(body.price, "price")
-            operations = [make_operation("trade", key, {"buyer": buyer, "seller": seller,
-                                                        "instrument": body.instrument, "quantity": size,
-                                                        "price": price})]
-            settlement = service.settlement_asset(body.instrument)
-            for side, signed in ((buyer, size), (seller, -size)):
-                realised = service.realised_on_trade(side, body.instrument, signed, price)
-                if settlement is not None and realised != 0:
-                    step = Decimal(1).scaleb(-ledger.assets()[settlement].decimals)
-                    amount = realised.quantize(step, rounding=ROUND_FLOOR)
-                    if amount != 0:
-                        operations.append(make_operation("realised_pnl", f"{key}:pnl:{side}", {
-                            "account": side, "asset": settlement, "amount": amount, "instrument": body.instrument}))
+            trade = make_operation("trade", key, {"buyer": buyer, "seller": seller, "instrument": body.instrument,
+                                                  "quantity": size, "price": price})
             if ledger.stored_hash(key) is not None:  # a replay: the trade alone says duplicate or conflict
-                return ledger.submit(operations[0])
+                return ledger.submit(trade)
+            held = ledger.positions()
+            operations = [trade]
+            for side, signed in ((buyer, size), (seller, -size)):
+                realised = service.realised_on_trade(held.get(side, {}).get(body.instrument), body.instrument,
+                                                     signed, price)
+                if realised is None:
+                    continue
+                settlement, exact = realised
+                unit = ledger.assets().get(settlement)
+                if unit is None:
+                    raise LedgerRefusal(f"unknown settlement asset {settlement!r}", field="instrument")
+                amount = exact.quantize(Decimal(1).scaleb(-unit.decimals), rounding=ROUND_FLOOR)
+                if amount != 0:
+                    operations.append(make_operation("realised_pnl", f"{key}:pnl:{side}", {
+                        "account": side, "asset": settlement, "amount": amount, "instrument": body.instrument}))
             return ledger.submit_all(operations)[0]
 
         result = ledger_call(book_trade)
